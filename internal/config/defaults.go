@@ -1,0 +1,85 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// ApplyDefaults fills every unset field with its documented default.
+func (c *Config) ApplyDefaults() {
+	s := &c.Server
+	setString(&s.Listen, DefaultListen)
+	s.PublicBaseURL = strings.TrimRight(s.PublicBaseURL, "/")
+	setDuration(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDuration(&s.BodyReadTimeout, DefaultBodyReadTimeout)
+	setDuration(&s.IdleTimeout, DefaultIdleTimeout)
+	setSize(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDuration(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	if s.TLS != nil {
+		setString(&s.TLS.MinVersion, "1.2")
+	}
+
+	l := &c.Limits
+	setSize(&l.MaxBodyBytes, DefaultMaxBodyBytes)
+	setInt(&l.MaxJSONDepth, DefaultMaxJSONDepth)
+	setSize(&l.MaxTokenBytes, DefaultMaxTokenBytes)
+	setSize(&l.MaxResponseBytes, DefaultMaxResponseBytes)
+	if l.RatePerIP.RequestsPerSecond == 0 {
+		l.RatePerIP.RequestsPerSecond = DefaultRatePerIP
+	}
+	setInt(&l.RatePerIP.Burst, DefaultRateBurst)
+	setInt(&l.MaxSessionsPerPrincipal, DefaultMaxSessionsPerPrincipal)
+	setInt(&l.MaxStreamsPerPrincipal, DefaultMaxStreamsPerPrincipal)
+	setInt(&l.MaxSessions, DefaultMaxSessions)
+	setDuration(&l.SessionIdleTimeout, DefaultSessionIdleTimeout)
+
+	for i := range c.AuthorizationServers {
+		as := &c.AuthorizationServers[i]
+		if len(as.Algorithms) == 0 {
+			as.Algorithms = []string{"RS256"}
+		}
+		setDuration(&as.ClockSkew, DefaultClockSkew)
+		setDuration(&as.JWKSRefreshInterval, DefaultJWKSRefreshInterval)
+		setDuration(&as.JWKSMaxStale, DefaultJWKSMaxStale)
+		setDuration(&as.UnknownKIDCooldown, DefaultUnknownKIDCooldown)
+		setDuration(&as.HTTPTimeout, DefaultHTTPTimeout)
+		if in := as.Introspection; in != nil {
+			setString(&in.AuthMethod, "client_secret_basic")
+			setDuration(&in.CacheTTL, DefaultIntrospectionCacheTTL)
+		}
+	}
+
+	for i := range c.Routes {
+		u := &c.Routes[i].Upstream
+		setDuration(&u.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+		setDuration(&u.DialTimeout, DefaultDialTimeout)
+	}
+
+	setString(&c.Audit.Sink, "stdout")
+	setString(&c.Log.Level, "info")
+	setString(&c.Log.Format, "json")
+}
+
+func setString(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setSize(p *ByteSize, v int64) {
+	if *p == 0 {
+		*p = ByteSize(v)
+	}
+}
+
+func setDuration(p *Duration, v time.Duration) {
+	if *p == 0 {
+		*p = Duration(v)
+	}
+}
