@@ -1,0 +1,279 @@
+// Package upstream forwards an authorized MCP request to the MCP server
+// behind a route (stage 6 of the pipeline) and streams the answer back.
+//
+// It is an httputil.ReverseProxy (Rewrite, never Director) with three
+// properties a plain reverse proxy lacks:
+//
+//   - The request body sent upstream is always the exact bytes the gateway
+//     already read and inspected, never the inbound connection's body. This
+//     is what mcpgate checked, and it is also the fix for a hang: Go's HTTP/1
+//     server consumes and closes an unread request body as soon as the
+//     response starts, and if the proxy's transport is still inside its own
+//     read of that body (the post-copy EOF check in transferWriter.writeBody)
+//     it gets "http: invalid Read on closed Body", treats it as a write
+//     error and closes the upstream connection mid-stream ("use of closed
+//     network connection", a truncated or never-ending SSE response). See
+//     docs/security.md and TestInboundBodyClosedMidStream.
+//   - Request headers are forwarded by allow-list: the MCP headers,
+//     content negotiation and tracing headers, and what the route names.
+//     Authorization, cookies, hop-by-hop and client-supplied identity
+//     headers never reach the upstream, and upstream Set-Cookie and
+//     WWW-Authenticate never reach the client.
+//   - Responses pass through per-request hooks: a JSON body can be
+//     transformed as a whole (bounded), an SSE stream event by event without
+//     buffering the stream.
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config configures the proxy for one route.
+type Config struct {
+	// URL is the upstream MCP endpoint. Required.
+	URL *url.URL
+	// ForwardHeaders names extra request headers to forward. The caller
+	// validates that none of them is a credential or hop-by-hop header.
+	ForwardHeaders []string
+	// ResponseHeaderTimeout bounds the wait for response headers. 0 → 2m.
+	ResponseHeaderTimeout time.Duration
+	// DialTimeout bounds connecting. 0 → 5s.
+	DialTimeout time.Duration
+	// TLS is used for https upstreams; nil → system roots.
+	TLS *tls.Config
+	// MaxResponseBytes bounds a JSON body passed to a Hooks.JSON transform
+	// and a single SSE event passed to Hooks.Event. 0 → 16 MiB.
+	MaxResponseBytes int64
+}
+
+// Deps are the proxy's injected dependencies.
+type Deps struct {
+	// Logger receives upstream errors. nil → discard.
+	Logger *slog.Logger
+	// Transport overrides the HTTP transport (tests). nil → built from Config.
+	Transport http.RoundTripper
+}
+
+// Proxy forwards requests for one route.
+type Proxy struct {
+	target  *url.URL
+	allowed map[string]bool // canonical header names forwarded as they are
+	maxResp int64
+	rp      *httputil.ReverseProxy
+	log     *slog.Logger
+}
+
+// Hooks observe and transform one response. Every field is optional.
+type Hooks struct {
+	// Response is called with the response headers before anything is sent
+	// to the client. Returning an error turns the response into a 502.
+	Response func(resp *http.Response) error
+	// JSON, when set, receives a whole application/json body (at most
+	// MaxResponseBytes) and returns the body to send.
+	JSON func(body []byte) ([]byte, error)
+	// Event, when set, receives the data of each SSE event (data lines
+	// joined by "\n") and returns the data to send, or nil to keep it.
+	Event func(data []byte) ([]byte, error)
+	// Done is called once when the response body has been fully relayed or
+	// abandoned, with the number of body bytes relayed and the copy error.
+	Done func(n int64, err error)
+}
+
+// Error is a failure to obtain an upstream response.
+type Error struct {
+	Status int   // 502 or 504
+	Err    error // cause, logged, never sent to the client
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("upstream: %d: %v", e.Status, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// New builds a proxy from cfg.
+func New(cfg Config, deps Deps) (*Proxy, error) {
+	if cfg.URL == nil || (cfg.URL.Scheme != "http" && cfg.URL.Scheme != "https") || cfg.URL.Host == "" {
+		return nil, errors.New("upstream: URL must be an absolute http or https URL")
+	}
+	if cfg.ResponseHeaderTimeout == 0 {
+		cfg.ResponseHeaderTimeout = 2 * time.Minute
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = 16 << 20
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{
+		target:  cfg.URL,
+		allowed: map[string]bool{},
+		maxResp: cfg.MaxResponseBytes,
+		log:     log,
+	}
+	for _, h := range defaultForwardHeaders {
+		p.allowed[http.CanonicalHeaderKey(h)] = true
+	}
+	for _, h := range cfg.ForwardHeaders {
+		p.allowed[http.CanonicalHeaderKey(h)] = true
+	}
+	tr := deps.Transport
+	if tr == nil {
+		tr = NewTransport(cfg)
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      tr,
+		FlushInterval:  -1, // flush every write: SSE events leave as they arrive
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+// NewTransport returns the HTTP transport used for an upstream: bounded
+// dial and header timeouts, no compression (streams must not be buffered
+// by a compressor, and inspected bodies must be plain), no environment
+// proxy.
+func NewTransport(cfg Config) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:            d.DialContext,
+		TLSClientConfig:        cfg.TLS,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 64 << 10,
+		ForceAttemptHTTP2:      cfg.TLS != nil,
+	}
+}
+
+// defaultForwardHeaders are forwarded on every route: the MCP transport
+// headers (Mcp-Param-* is matched by prefix), content negotiation and trace
+// context. Accept-Encoding is deliberately absent (see NewTransport).
+var defaultForwardHeaders = []string{
+	"Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id", "Mcp-Method", "Mcp-Name",
+	"Accept", "Accept-Language", "Content-Type", "User-Agent",
+	"Traceparent", "Tracestate", "Baggage",
+}
+
+type hooksKey struct{}
+
+// Forward sends body (already read and checked by the caller; nil for GET
+// and DELETE) to the upstream with r's method and allowed headers, and
+// relays the response to w. It returns once the response has been relayed
+// or the client went away.
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, body []byte, h *Hooks) {
+	out := r.WithContext(context.WithValue(r.Context(), hooksKey{}, h))
+	out.Body, out.ContentLength, out.GetBody = newBody(body)
+	out.TransferEncoding = nil
+	p.rp.ServeHTTP(w, out)
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	u := *p.target
+	pr.Out.URL = &u
+	pr.Out.Host = ""
+	in := pr.In.Header
+	out := make(http.Header, len(in))
+	for k, vs := range in {
+		if p.allowed[k] || strings.HasPrefix(k, "Mcp-Param-") {
+			out[k] = vs
+		}
+	}
+	// Set explicitly so the transport never adds defaults of its own.
+	if _, ok := out["User-Agent"]; !ok {
+		out["User-Agent"] = []string{""}
+	}
+	pr.Out.Header = out
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	resp.Header.Del("Set-Cookie")
+	resp.Header.Del("Set-Cookie2")
+	resp.Header.Del("WWW-Authenticate")
+	h, _ := resp.Request.Context().Value(hooksKey{}).(*Hooks)
+	if h == nil {
+		return nil
+	}
+	if h.Response != nil {
+		if err := h.Response(resp); err != nil {
+			return err
+		}
+	}
+	ct := mediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case ct == "text/event-stream":
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		if resp.Header.Get("X-Accel-Buffering") == "" {
+			resp.Header.Set("X-Accel-Buffering", "no")
+		}
+		resp.Body = newEventStream(resp.Body, h.Event, p.maxResp, h.Done)
+	case ct == "application/json" && h.JSON != nil:
+		if err := transformJSON(resp, h.JSON, p.maxResp); err != nil {
+			return err
+		}
+		resp.Body = &doneBody{ReadCloser: resp.Body, done: h.Done}
+	default:
+		resp.Body = &doneBody{ReadCloser: resp.Body, done: h.Done}
+	}
+	return nil
+}
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	h, _ := r.Context().Value(hooksKey{}).(*Hooks)
+	if r.Context().Err() != nil {
+		// The client went away (or the stream was cut, e.g. at token
+		// expiry); there is nobody to answer.
+		if h != nil && h.Done != nil {
+			h.Done(0, r.Context().Err())
+		}
+		return
+	}
+	status := http.StatusBadGateway
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status = http.StatusGatewayTimeout
+	}
+	p.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
+		slog.String("upstream", p.target.Host), slog.Int("status", status), slog.String("error", err.Error()))
+	if h != nil && h.Done != nil {
+		h.Done(0, &Error{Status: status, Err: err})
+	}
+	WriteUnavailable(w, status)
+}
+
+// WriteUnavailable writes a JSON-RPC error (id null) for a failed upstream.
+func WriteUnavailable(w http.ResponseWriter, status int) {
+	msg := "the upstream MCP server did not answer; try again later"
+	if status == http.StatusGatewayTimeout {
+		msg = "the upstream MCP server did not answer in time; try again later"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":%q}}`, msg)
+}
+
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
+}
