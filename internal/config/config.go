@@ -37,8 +37,8 @@ type Config struct {
 type Server struct {
 	// Listen is the TCP address to listen on. Default ":8080".
 	Listen string `yaml:"listen"`
-	// PublicBaseURL is the externally visible origin (and optional path
-	// prefix) of mcpgate, e.g. "https://mcp.example.com". Each route's
+	// PublicBaseURL is the externally visible origin of mcpgate, e.g.
+	// "https://mcp.example.com" (no path). Each route's
 	// canonical resource URI is PublicBaseURL + route path; it is never
 	// derived from Host or X-Forwarded-Host. Required; https unless the host
 	// is a loopback address.

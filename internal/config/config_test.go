@@ -65,6 +65,7 @@ func TestRejects(t *testing.T) {
 		{"two documents", minimal + "---\n" + minimal, []string{"more than one YAML document"}},
 		{"empty", "", []string{"empty"}},
 		{"http public url", strings.Replace(minimal, "https://mcp.example.com", "http://mcp.example.com", 1), []string{"public_base_url: must use https"}},
+		{"public url with path", strings.Replace(minimal, "https://mcp.example.com", "https://mcp.example.com/prefix", 1), []string{"without a path"}},
 		{"public url with query", strings.Replace(minimal, "https://mcp.example.com", "https://mcp.example.com/?a=b", 1), []string{"query"}},
 		{"issuer over http", strings.Replace(minimal, "https://auth.example.com", "http://auth.example.com", 1), []string{"must use https"}},
 		{"loopback issuer without dev flag", strings.Replace(minimal, "https://auth.example.com", "http://127.0.0.1:9000", 1), []string{"insecure_allow_http_loopback"}},

@@ -69,6 +69,8 @@ func (c *Config) validateServer(p *problems) {
 			p.add("server.public_base_url", "must use https (plain http only for a loopback host)")
 		case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s.PublicBaseURL, "#"):
 			p.add("server.public_base_url", "must not contain user info, a query or a fragment")
+		case u.Path != "":
+			p.add("server.public_base_url", "must be an origin without a path (route paths are appended to it)")
 		case u.Host != strings.ToLower(u.Host) || u.Scheme != strings.ToLower(u.Scheme):
 			p.add("server.public_base_url", "scheme and host must be lowercase (the canonical form clients will use)")
 		}

@@ -131,3 +131,36 @@ func DecodeString(raw []byte) (string, error) {
 	}
 	return string(body), nil
 }
+
+// Elements iterates over the raw elements of arr, a JSON array that Decode
+// has validated (such as a list inside Message.Result). On other input
+// iteration stops at the first syntax error.
+func Elements(arr []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		s := scanner{data: arr, maxDepth: maxDepthCap}
+		s.skipWS()
+		if s.pos >= len(s.data) || s.data[s.pos] != '[' {
+			return
+		}
+		s.pos++
+		s.skipWS()
+		if s.pos < len(s.data) && s.data[s.pos] == ']' {
+			return
+		}
+		for {
+			start := s.pos
+			if err := s.value(1); err != nil {
+				return
+			}
+			if !yield(s.data[start:s.pos:s.pos]) {
+				return
+			}
+			s.skipWS()
+			if s.pos >= len(s.data) || s.data[s.pos] != ',' {
+				return
+			}
+			s.pos++
+			s.skipWS()
+		}
+	}
+}

@@ -160,3 +160,24 @@ func TestID(t *testing.T) {
 		t.Errorf("null id on error response: %v, %v", m, err)
 	}
 }
+
+func TestElements(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{`[]`, nil},
+		{` [ 1 , "a,]" , {"b":[2,3]} , [] , null ] `, []string{`1`, `"a,]"`, `{"b":[2,3]}`, `[]`, `null`}},
+		{`{"a":1}`, nil},
+		{`[1,`, []string{`1`}},
+		{`[1 2]`, []string{`1`}},
+	} {
+		var got []string
+		for e := range Elements([]byte(tc.in)) {
+			got = append(got, string(e))
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("Elements(%s) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
