@@ -1,0 +1,145 @@
+// Package audit defines mcpgate's audit event and the sinks that record it
+// (stage 8 of the pipeline).
+//
+// Every request produces a decision record; a request that is forwarded
+// upstream produces it before it is forwarded, and an outcome record after.
+// A decision that cannot be recorded is not carried out: the gateway treats
+// a Sink error as a denial. Records are JSON lines; strings are escaped by
+// encoding/json, so a value can never start a new line (log injection).
+// Tokens are never recorded, only their fingerprint. The tamper-evident
+// chain and the durable file sink build on these types.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// Kind is the kind of record.
+type Kind string
+
+// Record kinds.
+const (
+	KindDecision Kind = "decision" // made before a call is forwarded, or for a rejected request
+	KindOutcome  Kind = "outcome"  // after a forwarded call finished
+)
+
+// Decision values.
+const (
+	Allow   = "allow"
+	Deny    = "deny"
+	StepUp  = "step_up"
+	Reject  = "reject"  // refused before a decision could be made (malformed, unauthenticated, limits)
+	Error   = "error"   // an internal or upstream failure
+	Forward = "forward" // outcome of a forwarded call
+)
+
+// Event is one audit record. docs/audit.md documents every field.
+type Event struct {
+	Time            time.Time `json:"time"`
+	Kind            Kind      `json:"kind"`
+	RequestID       string    `json:"request_id"`
+	Route           string    `json:"route,omitempty"`
+	Upstream        string    `json:"upstream,omitempty"`
+	RemoteIP        string    `json:"remote_ip,omitempty"`
+	HTTPMethod      string    `json:"http_method,omitempty"`
+	ProtocolVersion string    `json:"protocol_version,omitempty"`
+	Session         string    `json:"session,omitempty"` // fingerprint of the Mcp-Session-Id
+	Issuer          string    `json:"issuer,omitempty"`
+	Subject         string    `json:"subject,omitempty"`
+	ClientID        string    `json:"client_id,omitempty"`
+	Actor           []string  `json:"actor,omitempty"`
+	Token           string    `json:"token,omitempty"` // fingerprint, never the token
+	Scopes          []string  `json:"scopes,omitempty"`
+	Method          string    `json:"method,omitempty"` // JSON-RPC method
+	RPCID           string    `json:"rpc_id,omitempty"`
+	Tool            string    `json:"tool,omitempty"`
+	Prompt          string    `json:"prompt,omitempty"`
+	Resource        string    `json:"resource,omitempty"`
+	ArgsDigest      string    `json:"args_digest,omitempty"` // SHA-256 of the raw arguments
+	Decision        string    `json:"decision"`
+	Rule            string    `json:"rule,omitempty"`
+	Reason          string    `json:"reason,omitempty"`
+	Status          int       `json:"status,omitempty"`
+	RequiredScopes  []string  `json:"required_scopes,omitempty"`
+	UpstreamStatus  int       `json:"upstream_status,omitempty"`
+	LatencyMS       float64   `json:"latency_ms,omitempty"`
+	Bytes           int64     `json:"bytes,omitempty"`
+	Filtered        int       `json:"filtered,omitempty"` // list items removed by policy
+}
+
+// Sink records events. Write returns only once the event is recorded as
+// far as the sink promises; an error means it was not.
+type Sink interface {
+	Write(ctx context.Context, e *Event) error
+	Close() error
+}
+
+// Writer is a Sink writing JSON lines to an io.Writer, one Write call per
+// record, serialised.
+type Writer struct {
+	mu     sync.Mutex // guards w and closed
+	w      io.Writer
+	c      io.Closer
+	closed bool
+}
+
+// NewWriter returns a sink writing to w. If w is also an io.Closer, Close
+// closes it.
+func NewWriter(w io.Writer) *Writer {
+	c, _ := w.(io.Closer)
+	if w == os.Stdout || w == os.Stderr {
+		c = nil
+	}
+	return &Writer{w: w, c: c}
+}
+
+// OpenFile returns a sink appending to the file at path (created 0600).
+func OpenFile(path string) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	return NewWriter(f), nil
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("audit: sink closed")
+
+// Write encodes e as one JSON line.
+func (s *Writer) Write(_ context.Context, e *Event) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("audit: encode: %w", err)
+	}
+	b = append(b, '\n')
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("audit: write: %w", err)
+	}
+	return nil
+}
+
+// Close closes the underlying writer if the sink owns it.
+func (s *Writer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.c != nil {
+		return s.c.Close()
+	}
+	return nil
+}
