@@ -1,0 +1,180 @@
+// Command mcpgate is the OAuth 2.1 authorization gateway for MCP servers.
+//
+//	mcpgate serve --config mcpgate.yaml
+//	mcpgate check-config --config mcpgate.yaml
+//	mcpgate version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+)
+
+const usage = `mcpgate — OAuth 2.1 authorization gateway for MCP servers
+
+Usage:
+  mcpgate serve --config FILE          run the gateway
+  mcpgate check-config --config FILE   report every configuration problem; exit 1 if any
+  mcpgate version                      print the version
+
+Documentation: docs/config.md, docs/security.md
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check-config":
+		return checkConfig(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "mcpgate", version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "mcpgate: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "mcpgate.yaml", "configuration `file`")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mcpgate %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", false
+	}
+	return *path, true
+}
+
+// load decodes the file and reports every problem found by the config and
+// by the stages (policy rules) at once.
+func load(path string) (*config.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ApplyDefaults()
+	if err := gateway.Check(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("check-config", args, stderr)
+	if !ok {
+		return 2
+	}
+	if _, err := load(path); err != nil {
+		fmt.Fprintf(stderr, "%s: configuration is invalid:\n", path)
+		for _, line := range splitErrors(err) {
+			fmt.Fprintf(stderr, "  - %s\n", line)
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid\n", path)
+	return 0
+}
+
+// splitErrors flattens joined errors into one message each.
+func splitErrors(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, c := range j.Unwrap() {
+				walk(c)
+			}
+			return
+		}
+		if e != nil {
+			out = append(out, e.Error())
+		}
+	}
+	walk(err)
+	return out
+}
+
+func serve(args []string, stderr io.Writer) int {
+	path, ok := configFlag("serve", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, err := load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "mcpgate: %s: %v\n", path, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	g, err := gateway.New(cfg, gateway.Deps{Logger: log})
+	if err != nil {
+		log.Error("cannot start", slog.String("error", err.Error()))
+		return 1
+	}
+	defer g.Close()
+	l, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		log.Error("cannot listen", slog.String("error", err.Error()))
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := g.Run(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped with an error", slog.String("error", err.Error()))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		return v
+	}
+	return "(unknown)"
+}

@@ -1,0 +1,76 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/authn"
+)
+
+// registerHandlers mounts every route's MCP endpoint and its RFC 9728
+// metadata. Nothing else is served on the client-facing listener.
+func (g *Gateway) registerHandlers() {
+	for _, rt := range g.routes {
+		g.mux.Handle(rt.path, rt)
+		md := authn.MetadataHandler(authn.ResourceMetadata{
+			Resource:             rt.resource,
+			AuthorizationServers: rt.issuers,
+			ScopesSupported:      rt.policy.BaselineScopes(),
+			ResourceName:         g.cfg.Routes[g.routeIndex(rt)].ResourceName,
+		})
+		g.mux.Handle(authn.WellKnownPath+rt.path, md)
+		if len(g.routes) == 1 {
+			g.mux.Handle(authn.WellKnownPath, md)
+		}
+	}
+	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONRPCError(w, http.StatusNotFound, nil, codeNotFound, "no MCP endpoint at this path", nil)
+	})
+}
+
+func (g *Gateway) routeIndex(rt *route) int {
+	for i, r := range g.cfg.Routes {
+		if r.Name == rt.name {
+			return i
+		}
+	}
+	return 0
+}
+
+// ServeHTTP dispatches to the route or metadata handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mux.ServeHTTP(w, r)
+}
+
+// corsPreflight answers an OPTIONS preflight from an allowed browser origin.
+// Requests from other origins get 403 (DNS rebinding protection).
+func (rt *route) corsPreflight(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || !rt.g.origins[strings.ToLower(origin)] {
+		writeJSONRPCError(w, http.StatusForbidden, nil, codeInvalidRequest, "origin not allowed", nil)
+		return true
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Methods", "POST, GET, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// corsHeaders adds the response CORS headers for an allowed origin.
+func (rt *route) corsHeaders(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !rt.g.origins[strings.ToLower(origin)] {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate")
+	h.Add("Vary", "Origin")
+}

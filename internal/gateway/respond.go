@@ -1,0 +1,255 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/session"
+	"github.com/mcpgate/mcpgate/internal/upstream"
+)
+
+// forward sends the checked request upstream, observes and filters the
+// response on its way back, and records the outcome.
+func (x *exchange) forward() {
+	g := x.rt.g
+	defer x.releaseSlots()
+	ctx, cancel := context.WithCancel(x.r.Context())
+	defer cancel()
+
+	var (
+		upStatus int
+		relayed  int64
+		copyErr  error
+		expiry   *time.Timer
+		filtered int
+		newSID   string
+	)
+	hooks := &upstream.Hooks{
+		Response: func(resp *http.Response) error {
+			upStatus = resp.StatusCode
+			sid, err := x.observeHeaders(resp)
+			newSID = sid
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") && !x.ident.Expiry.IsZero() {
+				// A stream ends when the token that opened it expires.
+				expiry = time.AfterFunc(x.ident.Expiry.Sub(g.now()), cancel)
+			}
+			return nil
+		},
+		Done: func(n int64, err error) { relayed, copyErr = n, err },
+	}
+	if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.needsResult() {
+		hooks.JSON = func(body []byte) ([]byte, error) {
+			out, n, err := x.transform(body, newSID)
+			filtered += n
+			return out, err
+		}
+	}
+	hooks.Event = func(data []byte) ([]byte, error) {
+		out, n, err := x.observeEvent(data, newSID)
+		filtered += n
+		return out, err
+	}
+
+	x.rt.proxy.Forward(x.w, x.r.WithContext(ctx), x.body, hooks)
+	if expiry != nil {
+		expiry.Stop()
+	}
+
+	ev := x.event(audit.KindOutcome)
+	ev.Decision, ev.UpstreamStatus, ev.Bytes, ev.Filtered = audit.Forward, upStatus, relayed, filtered
+	ev.Status = upStatus
+	ev.LatencyMS = float64(g.now().Sub(x.start).Microseconds()) / 1000
+	var ue *upstream.Error
+	switch {
+	case errors.As(copyErr, &ue):
+		ev.Decision, ev.Status, ev.Reason = audit.Error, ue.Status, "upstream_unavailable"
+	case errors.Is(copyErr, context.Canceled) && x.r.Context().Err() == nil:
+		ev.Reason = "token_expired" // our own cancel: the stream outlived its token
+	case errors.Is(copyErr, context.Canceled):
+		ev.Reason = "client_gone"
+	case copyErr != nil:
+		ev.Decision, ev.Reason = audit.Error, "upstream_stream"
+	}
+	if err := g.audit.Write(context.WithoutCancel(x.r.Context()), ev); err != nil {
+		g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit write failed for an outcome",
+			slog.String("request_id", x.id), slog.String("error", err.Error()))
+	}
+}
+
+// observeHeaders keeps session bindings in step with the upstream: it binds
+// the session an initialize created, forgets one the upstream ended, and
+// never lets an upstream hand a client a session id mcpgate did not bind.
+// It returns the session id of the response.
+func (x *exchange) observeHeaders(resp *http.Response) (string, error) {
+	g := x.rt.g
+	sid := resp.Header.Get("Mcp-Session-Id")
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	switch {
+	case x.reservation != nil: // initialize
+		if !ok || sid == "" {
+			x.reservation.Release()
+			return "", nil
+		}
+		if !validSessionID(sid) {
+			x.reservation.Release()
+			return "", fmt.Errorf("upstream assigned an invalid session id")
+		}
+		b := session.Binding{Principal: x.principal, Route: x.rt.name}
+		if err := x.reservation.Commit(sid, b); err != nil {
+			return "", fmt.Errorf("upstream assigned a session id already bound to another principal: %w", err)
+		}
+		return sid, nil
+	case x.r.Method == http.MethodDelete && (ok || resp.StatusCode == http.StatusNotFound):
+		g.sessions.Delete(x.sessionID, x.principal)
+	case x.sessionID != "" && resp.StatusCode == http.StatusNotFound:
+		g.sessions.Delete(x.sessionID, x.principal) // the upstream forgot it
+	}
+	if sid != "" && sid != x.sessionID {
+		resp.Header.Del("Mcp-Session-Id")
+	}
+	return x.sessionID, nil
+}
+
+// needsResult reports whether the response to this request must be
+// inspected: list results are filtered, and the results that create state
+// (sessions, tasks) are recorded.
+func (x *exchange) needsResult() bool {
+	switch x.call.Msg.Method {
+	case "tools/list", "prompts/list", "resources/list", "resources/templates/list", "tasks/list", "initialize":
+		return true
+	}
+	return x.call.CreatesTask
+}
+
+// transform inspects a JSON-RPC message that answers this request and
+// returns the message to send, with how many list items were removed.
+// Anything that is not the answer to this request passes unchanged.
+func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
+	msg, err := jsonrpc.Decode(body, jsonrpc.Limits{MaxDepth: x.rt.g.limits.MaxDepth})
+	if err != nil {
+		if x.mustFilter() {
+			return nil, 0, fmt.Errorf("cannot inspect the upstream's %s result: %w", x.call.Msg.Method, err)
+		}
+		return body, 0, nil
+	}
+	if msg.Kind != jsonrpc.KindResult || !msg.ID.Equal(x.call.Msg.ID) {
+		return body, 0, nil
+	}
+	g := x.rt.g
+	switch m := x.call.Msg.Method; m {
+	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+		out, n, err := x.rt.policy.Filter(m, msg.Result, x.grant)
+		if err != nil {
+			return nil, 0, err
+		}
+		if n == 0 {
+			return body, 0, nil
+		}
+		return jsonRPCResult(msg.ID, out), n, nil
+	case "tasks/list":
+		out, n, err := x.filterTasks(msg.Result)
+		if err != nil || n == 0 {
+			return body, 0, err
+		}
+		return jsonRPCResult(msg.ID, out), n, nil
+	case "initialize":
+		if v, ok := jsonrpc.Lookup(msg.Result, "protocolVersion"); ok && sid != "" {
+			if s, err := jsonrpc.DecodeString(v); err == nil {
+				g.sessions.SetVersion(sid, x.principal, s)
+			}
+		}
+	}
+	if x.call.CreatesTask {
+		if task, ok := jsonrpc.Lookup(msg.Result, "task"); ok {
+			if id, ok := jsonrpc.Lookup(task, "taskId"); ok {
+				if s, err := jsonrpc.DecodeString(id); err == nil && s != "" {
+					g.sessions.BindTask(x.rt.name, s, x.principal)
+				}
+			}
+		}
+	}
+	return body, 0, nil
+}
+
+// mustFilter reports whether an unreadable answer must fail closed.
+func (x *exchange) mustFilter() bool {
+	switch x.call.Msg.Method {
+	case "tools/list", "prompts/list", "resources/list", "resources/templates/list", "tasks/list":
+		return true
+	}
+	return false
+}
+
+// observeEvent handles one SSE event: the answer to this request goes
+// through transform; a server request (sampling, elicitation) is recorded
+// so the client may answer it on this session.
+func (x *exchange) observeEvent(data []byte, sid string) ([]byte, int, error) {
+	msg, err := jsonrpc.Decode(data, jsonrpc.Limits{MaxDepth: x.rt.g.limits.MaxDepth})
+	if err != nil {
+		if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.mustFilter() {
+			return nil, 0, fmt.Errorf("cannot inspect an upstream event: %w", err)
+		}
+		return nil, 0, nil
+	}
+	switch msg.Kind {
+	case jsonrpc.KindRequest:
+		if sid != "" {
+			x.rt.g.sessions.AddPending(sid, string(msg.ID.Raw()))
+		}
+	case jsonrpc.KindResult:
+		if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.needsResult() && msg.ID.Equal(x.call.Msg.ID) {
+			out, n, err := x.transform(data, sid)
+			if err != nil || n == 0 {
+				return nil, 0, err
+			}
+			return out, n, nil
+		}
+	}
+	return nil, 0, nil
+}
+
+// filterTasks keeps only the tasks this principal created.
+func (x *exchange) filterTasks(result []byte) ([]byte, int, error) {
+	tasks, ok := jsonrpc.Lookup(result, "tasks")
+	if !ok || len(tasks) == 0 || tasks[0] != '[' {
+		return result, 0, nil
+	}
+	var keep []string
+	removed := 0
+	for t := range jsonrpc.Elements(tasks) {
+		idRaw, _ := jsonrpc.Lookup(t, "taskId")
+		id, err := jsonrpc.DecodeString(idRaw)
+		if err == nil && x.rt.g.sessions.TaskOwnedBy(x.rt.name, id, x.principal) {
+			keep = append(keep, string(t))
+		} else {
+			removed++
+		}
+	}
+	if removed == 0 {
+		return result, 0, nil
+	}
+	var b strings.Builder
+	b.WriteString(`{"tasks":[`)
+	b.WriteString(strings.Join(keep, ","))
+	b.WriteString("]")
+	for k, v := range jsonrpc.Members(result) {
+		if k != "tasks" {
+			b.WriteString(",")
+			b.Write(mustJSON(k))
+			b.WriteString(":")
+			b.Write(v)
+		}
+	}
+	b.WriteString("}")
+	return []byte(b.String()), removed, nil
+}

@@ -1,0 +1,387 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/inbound"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/session"
+)
+
+// exchange is one request on its way through the pipeline.
+type exchange struct {
+	rt    *route
+	w     http.ResponseWriter
+	r     *http.Request
+	id    string // request id
+	start time.Time
+
+	body      []byte        // POST body, exactly as forwarded
+	call      *inbound.Call // decoded POST message
+	ident     *authn.Identity
+	principal session.Principal
+	grant     policy.Grant
+	sessionID string          // Mcp-Session-Id presented, if any
+	binding   session.Binding // its binding
+	version   string          // protocol version in effect ("" while initializing)
+	decision  policy.Decision
+
+	reservation *session.Reservation // initialize: the session slot held
+	release     func()               // long-lived stream: the slot held
+}
+
+// ServeHTTP runs one MCP request through the gateway pipeline:
+//
+//  1. inbound: rate limit, Origin, HTTP method, body limit
+//  2. authn: bearer token → identity (401 / 400 / 503)
+//  3. inbound again: strict JSON-RPC, protocol version, method allow-list,
+//     mirrored headers — after authn, so an unauthenticated client always
+//     gets the 401 that starts discovery
+//  4. session: ownership of Mcp-Session-Id, client responses, tasks, caps
+//  5. policy: route, tool, resource and prompt scopes (403 step-up / deny)
+//  6. audit: the decision is recorded before anything is forwarded
+//  7. upstream: the exact checked bytes, allow-listed headers, no token;
+//     the response is filtered and observed on the way back, and its
+//     outcome recorded
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{rt: rt, w: w, r: r, id: rt.g.nextRequestID(), start: rt.g.now()}
+	w.Header().Set("X-Request-Id", x.id)
+	if rt.corsPreflight(w, r) {
+		return
+	}
+	rt.corsHeaders(w, r)
+	if rej := x.admit(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.authenticate(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.decode(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.bindSession(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.authorize(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.holdSlots(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.recordDecision(); rej != nil {
+		x.releaseSlots()
+		x.fail(rej)
+		return
+	}
+	x.forward()
+}
+
+// admit applies the checks that need neither a token nor a parsed body.
+func (x *exchange) admit() *rejection {
+	g := x.rt.g
+	if !g.limiter.Allow(inbound.ClientIP(x.r, g.trusted)) {
+		return reject(http.StatusTooManyRequests, codeTooMany, "rate_limited", "too many requests from this address; slow down")
+	}
+	if e := inbound.CheckOrigin(x.r.Header, g.origins); e != nil {
+		return fromInbound(e)
+	}
+	switch x.r.Method {
+	case http.MethodPost:
+		body, e := inbound.ReadBody(x.w, x.r, g.limits)
+		if e != nil {
+			return fromInbound(e)
+		}
+		x.body = body
+	case http.MethodGet, http.MethodDelete:
+	default:
+		x.w.Header().Set("Allow", "POST, GET, DELETE")
+		return reject(http.StatusMethodNotAllowed, codeInvalidRequest, "http_method", "use POST, GET or DELETE")
+	}
+	if vs := x.r.Header.Values("Mcp-Session-Id"); len(vs) > 1 {
+		return reject(http.StatusBadRequest, codeInvalidRequest, "session_header", "Mcp-Session-Id must appear once")
+	} else if len(vs) == 1 {
+		x.sessionID = vs[0]
+		if !validSessionID(x.sessionID) {
+			return reject(http.StatusBadRequest, codeInvalidRequest, "session_header", "Mcp-Session-Id must be 1-256 visible ASCII characters")
+		}
+	}
+	return nil
+}
+
+// validSessionID applies the MCP rule: visible ASCII (0x21-0x7E).
+func validSessionID(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (x *exchange) authenticate() *rejection {
+	id, err := x.rt.g.authn.Authenticate(x.r.Context(), authn.Request{
+		Header:   x.r.Header,
+		RawQuery: x.r.URL.RawQuery,
+		Resource: x.rt.resource,
+		Issuers:  x.rt.issuers,
+	})
+	if err != nil {
+		return x.rt.fromAuthn(err)
+	}
+	x.ident = id
+	x.principal = session.Principal{Issuer: id.Issuer, Subject: id.Subject, ClientID: id.ClientID}
+	x.grant = x.rt.hierarchy.Expand(id.Scopes)
+	return nil
+}
+
+// decode parses a POST body; GET and DELETE have none.
+func (x *exchange) decode() *rejection {
+	if x.body == nil {
+		return nil
+	}
+	c, e := inbound.Parse(x.body, x.rt.g.limits)
+	if e != nil {
+		return fromInbound(e)
+	}
+	x.call = c
+	return nil
+}
+
+// bindSession checks that a presented session belongs to this principal on
+// this route, resolves the protocol version and applies the per-version
+// rules that depend on it.
+func (x *exchange) bindSession() *rejection {
+	g, rt := x.rt.g, x.rt
+	if x.sessionID != "" {
+		b, err := g.sessions.Lookup(x.sessionID, x.principal, rt.name)
+		if err != nil {
+			return fromSession(err)
+		}
+		x.binding = b
+	}
+	header := x.r.Header.Get("Mcp-Protocol-Version")
+	switch x.r.Method {
+	case http.MethodGet:
+		if inbound.Stateless(header) {
+			x.w.Header().Set("Allow", "POST")
+			return reject(http.StatusMethodNotAllowed, codeInvalidRequest, "http_method",
+				"protocol version "+header+" has no GET stream; use subscriptions/listen")
+		}
+		if header != "" && !inbound.Supported(header) {
+			return fromInbound(&inbound.Error{Status: http.StatusBadRequest, Code: inbound.CodeUnsupportedProtocolVersion,
+				Reason: "unsupported_version", Message: "unsupported protocol version"})
+		}
+		return nil
+	case http.MethodDelete:
+		if x.sessionID == "" {
+			return reject(http.StatusBadRequest, codeInvalidRequest, "session_header", "DELETE needs the Mcp-Session-Id of the session to end")
+		}
+		return nil
+	}
+	v, e := inbound.RequestVersion(header, x.binding.Version, x.call)
+	if e != nil {
+		return fromInbound(e)
+	}
+	x.version = v
+	if e := inbound.CheckMethod(v, x.call); e != nil {
+		return fromInbound(e)
+	}
+	if e := inbound.CheckHeaders(x.r.Header, v, x.call); e != nil {
+		return fromInbound(e)
+	}
+	msg := x.call.Msg
+	switch {
+	case msg.Kind == jsonrpc.KindResult || msg.Kind == jsonrpc.KindError:
+		// A client's answer to a server request (sampling, elicitation)
+		// is accepted only for a request the upstream sent on this session.
+		if x.sessionID == "" || !g.sessions.TakePending(x.sessionID, string(msg.ID.Raw())) {
+			return reject(http.StatusBadRequest, codeInvalidRequest, "unexpected_response",
+				"this response answers no outstanding server request of this session")
+		}
+	case msg.Method == "initialize" && x.sessionID != "":
+		return reject(http.StatusBadRequest, codeInvalidRequest, "reinitialize", "initialize starts a new session: send it without Mcp-Session-Id")
+	case x.call.TaskID != "":
+		if !g.sessions.TaskOwnedBy(rt.name, x.call.TaskID, x.principal) {
+			return reject(http.StatusOK, codeInvalidParams, "unknown_task", "unknown task: it does not exist or belongs to someone else")
+		}
+	}
+	return nil
+}
+
+// authorize applies the route's policy: scopes for the route and for the
+// tool, resource or prompt, including templated and argument-bound scopes.
+func (x *exchange) authorize() *rejection {
+	req := policy.Request{Grant: x.grant}
+	if c := x.call; c != nil {
+		req.Method, req.Name, req.URI, req.Arguments = c.Msg.Method, c.Name, c.URI, c.Arguments
+		if c.Msg.Method == "completion/complete" {
+			req = completionRequest(c, x.grant)
+		}
+	}
+	d := x.rt.policy.Decide(req)
+	x.decision = d
+	switch d.Outcome {
+	case policy.Allow:
+		return nil
+	case policy.InsufficientScope:
+		scopes := union(x.grant.Granted(), d.Required)
+		return &rejection{
+			status: http.StatusForbidden, code: codeInsufficientScope, decision: audit.StepUp,
+			reason: "insufficient_scope", rule: d.RuleID, required: d.Required,
+			message: "insufficient scope: this request needs " + strings.Join(d.Required, " ") +
+				"; re-authorize with the scopes in the WWW-Authenticate header",
+			challenge: authn.Challenge{
+				ResourceMetadata: x.rt.metadataURL, Scopes: scopes,
+				Error: "insufficient_scope", Description: "this request needs " + strings.Join(d.Required, " "),
+			}.String(),
+		}
+	default:
+		status := http.StatusOK // a denied request is a JSON-RPC error the agent can read
+		if x.call == nil || x.call.Msg.Kind != jsonrpc.KindRequest {
+			status = http.StatusForbidden
+		}
+		return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "policy",
+			rule: d.RuleID, message: "denied by gateway policy: " + d.Reason}
+	}
+}
+
+// completionRequest authorizes completion/complete like fetching the prompt
+// or resource it completes, so completions cannot reveal what the caller
+// may not use.
+func completionRequest(c *inbound.Call, g policy.Grant) policy.Request {
+	ref, _ := jsonrpc.Lookup(c.Msg.Params, "ref")
+	typ, _ := jsonrpc.Lookup(ref, "type")
+	t, _ := jsonrpc.DecodeString(typ)
+	req := policy.Request{Grant: g}
+	switch t {
+	case "ref/prompt":
+		name, _ := jsonrpc.Lookup(ref, "name")
+		req.Method = "prompts/get"
+		req.Name, _ = jsonrpc.DecodeString(name)
+	case "ref/resource":
+		uri, _ := jsonrpc.Lookup(ref, "uri")
+		req.Method = "resources/read"
+		req.URI, _ = jsonrpc.DecodeString(uri)
+	default:
+		req.Method = "completion/complete" // route scopes only; the upstream rejects unknown refs
+		return req
+	}
+	if ctxObj, ok := jsonrpc.Lookup(c.Msg.Params, "context"); ok {
+		if args, ok := jsonrpc.Lookup(ctxObj, "arguments"); ok && len(args) > 0 && args[0] == '{' {
+			req.Arguments = map[string]json.RawMessage{}
+			for k, v := range jsonrpc.Members(args) {
+				req.Arguments[k] = v
+			}
+		}
+	}
+	return req
+}
+
+// holdSlots takes the session or stream slot a request will occupy, so caps
+// hold under concurrency.
+func (x *exchange) holdSlots() *rejection {
+	g := x.rt.g
+	switch {
+	case x.call != nil && x.call.Msg.Method == "initialize":
+		res, err := g.sessions.Reserve(x.principal)
+		if err != nil {
+			return fromSession(err)
+		}
+		x.reservation = res
+	case x.r.Method == http.MethodGet || (x.call != nil && x.call.Msg.Method == "subscriptions/listen"):
+		rel, err := g.streams.Acquire(x.principal)
+		if err != nil {
+			return fromSession(err)
+		}
+		x.release = rel
+	}
+	return nil
+}
+
+func (x *exchange) releaseSlots() {
+	if x.reservation != nil {
+		x.reservation.Release()
+	}
+	if x.release != nil {
+		x.release()
+	}
+}
+
+// recordDecision writes the allow decision before the call is forwarded. A
+// decision that cannot be recorded is not carried out.
+func (x *exchange) recordDecision() *rejection {
+	ev := x.event(audit.KindDecision)
+	ev.Decision, ev.Rule = audit.Allow, x.decision.RuleID
+	if err := x.rt.g.audit.Write(x.r.Context(), ev); err != nil {
+		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
+			reason: "audit_unavailable", cause: err,
+			message: "the gateway cannot record this request, so it was not forwarded; try again later"}
+	}
+	return nil
+}
+
+// event returns an audit record pre-filled with what is known so far.
+func (x *exchange) event(kind audit.Kind) *audit.Event {
+	ev := &audit.Event{
+		Time: x.rt.g.now().UTC(), Kind: kind, RequestID: x.id, Route: x.rt.name, Upstream: x.rt.upstream,
+		RemoteIP: inbound.ClientIP(x.r, x.rt.g.trusted).String(), HTTPMethod: x.r.Method, ProtocolVersion: x.version,
+	}
+	if x.sessionID != "" {
+		ev.Session = fingerprint(x.sessionID)
+	}
+	if id := x.ident; id != nil {
+		ev.Issuer, ev.Subject, ev.ClientID, ev.Actor, ev.Token, ev.Scopes =
+			id.Issuer, id.Subject, id.ClientID, id.Actor, id.Fingerprint, id.Scopes
+	}
+	if c := x.call; c != nil {
+		ev.Method = c.Msg.Method
+		ev.RPCID = c.Msg.ID.String()
+		switch c.Msg.Method {
+		case "tools/call":
+			ev.Tool = c.Name
+		case "prompts/get":
+			ev.Prompt = c.Name
+		}
+		ev.Resource = c.URI
+		if c.RawArguments != nil {
+			sum := sha256.Sum256(c.RawArguments)
+			ev.ArgsDigest = hex.EncodeToString(sum[:])
+		}
+	}
+	return ev
+}
+
+// fingerprint identifies a session id or token in logs without revealing it.
+func fingerprint(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+func union(a, b []string) []string {
+	seen := make(map[string]bool, len(a)+len(b))
+	var out []string
+	for _, s := range append(append([]string(nil), a...), b...) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
