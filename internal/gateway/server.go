@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,16 +52,17 @@ func (g *Gateway) Run(ctx context.Context, l net.Listener) error {
 	defer stopAuth()
 	go g.authn.Run(authCtx)
 
+	useTLS := srv.TLSConfig != nil // read before Serve, which may set it
 	errc := make(chan error, 1)
 	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.Serve(tls.NewListener(l, srv.TLSConfig))
+		if useTLS {
+			errc <- srv.ServeTLS(l, "", "") // certificates come from TLSConfig.GetCertificate
 			return
 		}
 		errc <- srv.Serve(l)
 	}()
 	g.log.Info("mcpgate serving", slog.String("address", l.Addr().String()), slog.Int("routes", len(g.routes)),
-		slog.Bool("tls", srv.TLSConfig != nil))
+		slog.Bool("tls", useTLS))
 
 	select {
 	case err := <-errc:
