@@ -19,8 +19,13 @@ import (
 // It returns that base URL.
 func startGateway(t *testing.T, build func(base string) *config.Config) string {
 	t.Helper()
+	return startGatewayScheme(t, "http", build)
+}
+
+func startGatewayScheme(t *testing.T, scheme string, build func(base string) *config.Config) string {
+	t.Helper()
 	l := listen(t)
-	base := "http://" + l.Addr().String()
+	base := scheme + "://" + l.Addr().String()
 	cfg := build(base)
 	cfg.Server.Listen = l.Addr().String()
 	cfg.ApplyDefaults()
