@@ -21,6 +21,7 @@ type Authenticator struct {
 	byIssuer      map[string]*issuerState
 	anyAlg        map[string]bool // union of the pinned algorithms
 	cache         *tokenCache
+	inactive      *tokenCache // opaque tokens recently reported inactive
 	verifications atomic.Int64 // signature verifications attempted (for tests)
 }
 
@@ -38,6 +39,7 @@ func New(cfg Config, deps Deps) (*Authenticator, error) {
 		byIssuer:      map[string]*issuerState{},
 		anyAlg:        map[string]bool{},
 		cache:         newTokenCache(cfg.CacheSize),
+		inactive:      newTokenCache(cfg.CacheSize),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -159,13 +161,20 @@ func (a *Authenticator) authenticate(ctx context.Context, r *Request) (*Identity
 	var ce *cacheEntry
 	if hdr, ok := splitJWS(tok); ok {
 		ce, e = a.verifyJWT(ctx, tok, hdr, r, now)
+	} else if a.inactive.get(sum, now) != nil {
+		// Reported inactive moments ago: do not ask again, so a stream of
+		// junk tokens does not become a stream of introspection calls.
+		e = reject(ReasonInactive, errors.New("token recently reported inactive"))
 	} else {
 		var id *Identity
 		var s *issuerState
 		var expires time.Time
 		id, s, expires, e = a.introspect(ctx, tok, r, now)
-		if e == nil {
+		switch {
+		case e == nil:
 			ce = &cacheEntry{id: id, iss: s, expires: expires}
+		case e.Reason == ReasonInactive:
+			a.inactive.add(&cacheEntry{key: sum, expires: now.Add(inactiveTTL)})
 		}
 	}
 	if e != nil {
@@ -176,6 +185,10 @@ func (a *Authenticator) authenticate(ctx context.Context, r *Request) (*Identity
 	a.cache.add(ce)
 	return ce.id, nil
 }
+
+// inactiveTTL is how long an opaque token reported inactive is refused
+// without asking the authorization server again.
+const inactiveTTL = 10 * time.Second
 
 // checkRoute applies the per-route checks that a cache hit repeats.
 func checkRoute(iss string, aud []string, r *Request) *Error {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -109,6 +110,15 @@ func (s *issuerState) introspect(ctx context.Context, tok, resource string, now 
 	default:
 		return nil, time.Time{}, reject(ReasonIntrospection, errors.New("introspection answer: active is not a boolean"))
 	}
+	// token_type, when present, must say this is an access token usable as
+	// a bearer token: an AS may report a refresh token (or a
+	// sender-constrained DPoP token) active too.
+	if raw, ok := o.get("token_type"); ok {
+		tt, ok := jsonString(raw)
+		if !ok || !bearerTokenType(tt) {
+			return nil, time.Time{}, reject(ReasonBadType, errors.New("introspection answer: token_type is not a bearer access token"))
+		}
+	}
 	var c claims
 	if e := c.read(o); e != nil {
 		return nil, time.Time{}, e
@@ -130,4 +140,14 @@ func (s *issuerState) introspect(ctx context.Context, tok, resource string, now 
 	id := c.identity()
 	id.Introspected = true
 	return id, expires, nil
+}
+
+// bearerTokenType reports whether an introspection token_type names a bearer
+// access token.
+func bearerTokenType(t string) bool {
+	switch strings.ToLower(t) {
+	case "bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token":
+		return true
+	}
+	return false
 }

@@ -101,6 +101,16 @@ func TestIntrospectionRejects(t *testing.T) {
 			c.Extra = map[string]any{"Active": false}
 			return e.iss.MintOpaque(c)
 		}, status: s503, reason: ReasonIntrospection},
+		{name: "refresh token reported active", tok: func(e *env) string {
+			c := e.claims()
+			c.Extra = map[string]any{"token_type": "refresh_token"}
+			return e.iss.MintOpaque(c)
+		}, status: s401, code: inv, reason: ReasonBadType},
+		{name: "DPoP-bound token", tok: func(e *env) string {
+			c := e.claims()
+			c.Extra = map[string]any{"token_type": "DPoP"}
+			return e.iss.MintOpaque(c)
+		}, status: s401, code: inv, reason: ReasonBadType},
 		{name: "AS error", setup: func(e *env) { e.iss.SetIntrospectionMode(ti.IntrospectionError) },
 			tok: func(e *env) string { return e.iss.MintOpaque(e.claims()) }, status: s503, reason: ReasonIntrospection},
 		{name: "AS timeout", setup: func(e *env) { e.iss.SetIntrospectionMode(ti.IntrospectionHang) },
@@ -187,5 +197,25 @@ func TestOpaqueWithoutIntrospection(t *testing.T) {
 	wantReject(t, err, http.StatusUnauthorized, CodeInvalidToken, ReasonMalformed, tok)
 	if e.iss.IntrospectionRequests() != 0 || len(e.iss.MetadataRequests()) != 0 {
 		t.Fatal("network call for an opaque token without introspection")
+	}
+}
+
+// TestIntrospectionInactiveNotAskedAgain: an opaque token reported inactive
+// is refused for a short while without another call to the AS, so junk
+// tokens cannot be turned into a stream of introspection requests.
+func TestIntrospectionInactiveNotAskedAgain(t *testing.T) {
+	e := introEnv(t, nil)
+	r := Request{Header: bearer("opq_junk"), Resource: resource}
+	for range 5 {
+		_, err := e.a.Authenticate(context.Background(), r)
+		wantReject(t, err, http.StatusUnauthorized, CodeInvalidToken, ReasonInactive, "opq_junk")
+	}
+	if n := e.iss.IntrospectionRequests(); n != 1 {
+		t.Fatalf("%d introspection calls for one junk token, want 1", n)
+	}
+	e.clk.Advance(inactiveTTL + time.Second)
+	_, _ = e.a.Authenticate(context.Background(), r)
+	if n := e.iss.IntrospectionRequests(); n != 2 {
+		t.Fatalf("%d introspection calls after the negative entry expired, want 2", n)
 	}
 }

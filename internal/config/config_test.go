@@ -79,6 +79,10 @@ func TestRejects(t *testing.T) {
 		{"wildcard origin", strings.Replace(minimal, "server:\n", "server:\n  allowed_origins: [\"*\"]\n", 1), []string{`"*" is not allowed`}},
 		{"bad scope", strings.Replace(minimal, "    upstream:", "    required_scopes: [\"a b\"]\n    upstream:", 1), []string{"not a valid scope token"}},
 		{"bad size", strings.Replace(minimal, "server:\n", "server:\n  max_header_bytes: lots\n", 1), []string{"invalid size"}},
+		{"two introspecting issuers on one route", strings.Replace(minimal, "  - issuer: https://auth.example.com", `  - issuer: https://auth.example.com
+    introspection: {client_id: gw, client_secret_file: /s}
+  - issuer: https://idp2.example.com
+    introspection: {client_id: gw, client_secret_file: /s}`, 1), []string{"restrict the route to one"}},
 		{"introspection without secret", strings.Replace(minimal, "- issuer: https://auth.example.com", "- issuer: https://auth.example.com\n    introspection: {client_id: gw}", 1), []string{"client_secret_file: required"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

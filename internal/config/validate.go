@@ -272,12 +272,27 @@ func (c *Config) validateRoutes(p *problems, issuers map[string]bool) {
 				p.add(key+".authorization_servers", "%q is not one of the configured authorization_servers", iss)
 			}
 		}
+		if n := c.introspectingIssuers(r); n > 1 {
+			p.add(key+".authorization_servers", "the route trusts %d issuers that introspect opaque tokens; "+
+				"an opaque token carries no issuer, so it would be sent to each of them: restrict the route to one", n)
+		}
 		for _, s := range r.RequiredScopes {
 			if !ValidScope(s) {
 				p.add(key+".required_scopes", "%q is not a valid scope token", s)
 			}
 		}
 	}
+}
+
+// introspectingIssuers counts the issuers trusted on r that introspect.
+func (c *Config) introspectingIssuers(r Route) int {
+	n := 0
+	for _, as := range c.AuthorizationServers {
+		if as.Introspection != nil && (len(r.AuthorizationServers) == 0 || slices.Contains(r.AuthorizationServers, as.Issuer)) {
+			n++
+		}
+	}
+	return n
 }
 
 func checkRoutePath(path string) error {

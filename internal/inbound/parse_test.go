@@ -115,8 +115,6 @@ func TestParseExtractsFields(t *testing.T) {
 			callView{Kind: jsonrpc.KindRequest, Method: "tools/call", Name: "slow", CreatesTask: true}},
 		{"null task is no task", req("tools/call", `{"name":"slow","task":null}`),
 			callView{Kind: jsonrpc.KindRequest, Method: "tools/call", Name: "slow"}},
-		{"Task is not task", req("tools/call", `{"name":"slow","Task":{}}`),
-			callView{Kind: jsonrpc.KindRequest, Method: "tools/call", Name: "slow"}},
 		{"_meta protocol version", req("tools/list", `{`+meta+`}`),
 			callView{Kind: jsonrpc.KindRequest, Method: "tools/list", MetaVersion: "2026-07-28"}},
 		{"_meta without version", req("tools/list", `{"_meta":{"progressToken":1}}`),
@@ -164,6 +162,13 @@ func TestParseRejects(t *testing.T) {
 		lim  Limits
 		code int
 	}{
+		{"case variant of task", req("tools/call", `{"name":"slow","Task":{}}`), Limits{}, params},
+		{"case variant of name alone", req("tools/call", `{"NAME":"evil"}`), Limits{}, params},
+		{"case variant of arguments", req("tools/call", `{"name":"x","Arguments":{}}`), Limits{}, params},
+		{"case variant of uri", req("resources/read", `{"uri":"a://b","URI":"c://d"}`), Limits{}, invalid},
+		{"case variant of ref", req("completion/complete", `{"Ref":{"type":"ref/prompt","name":"p"}}`), Limits{}, params},
+		{"case variant inside ref", req("completion/complete", `{"ref":{"Type":"ref/prompt","name":"p"}}`), Limits{}, params},
+		{"case variant inside context", req("completion/complete", `{"ref":{"type":"ref/prompt","name":"p"},"context":{"Arguments":{}}}`), Limits{}, params},
 		// Malformed JSON.
 		{"empty", ``, Limits{}, parse},
 		{"not JSON", `hello`, Limits{}, parse},

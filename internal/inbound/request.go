@@ -114,6 +114,23 @@ func Parse(body []byte, lim Limits) (*Call, *Error) {
 		return c, nil
 	}
 	p := msg.Params
+	// A member whose name equals an interpreted one only when case is
+	// ignored ("Name" for "name") is refused: upstreams that match names
+	// case-insensitively (Go's encoding/json) would act on a value the
+	// gateway never looked at.
+	if e := exactNames(p, "params", interpretedParams); e != nil {
+		return nil, e
+	}
+	if ref, ok := jsonrpc.Lookup(p, "ref"); ok && len(ref) > 0 && ref[0] == '{' {
+		if e := exactNames(ref, "params.ref", []string{"type", "name", "uri"}); e != nil {
+			return nil, e
+		}
+	}
+	if cx, ok := jsonrpc.Lookup(p, "context"); ok && len(cx) > 0 && cx[0] == '{' {
+		if e := exactNames(cx, "params.context", []string{"arguments"}); e != nil {
+			return nil, e
+		}
+	}
 	str := func(key string) (string, *Error) {
 		raw, ok := jsonrpc.Lookup(p, key)
 		if !ok {
@@ -176,4 +193,21 @@ func Parse(body []byte, lim Limits) (*Call, *Error) {
 		}
 	}
 	return c, nil
+}
+
+// interpretedParams are the params members some stage decides on.
+var interpretedParams = []string{"name", "arguments", "uri", "taskId", "task", "ref", "context", "_meta", "protocolVersion"}
+
+// exactNames refuses a member of obj that matches one of names only when
+// case is ignored.
+func exactNames(obj []byte, where string, names []string) *Error {
+	for k := range jsonrpc.Members(obj) {
+		for _, n := range names {
+			if k != n && strings.EqualFold(k, n) {
+				return errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params",
+					"%s.%s: member names are case-sensitive; use %q", where, truncate(k, 32), n)
+			}
+		}
+	}
+	return nil
 }

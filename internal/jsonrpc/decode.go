@@ -231,20 +231,23 @@ func checkErrorObject(raw []byte) error {
 	return nil
 }
 
-// isInt reports whether the JSON number raw is an integer in the int64
-// range written without fraction or exponent. "-0" is refused: it is a
-// second spelling of 0.
+// isInt reports whether the JSON number raw is an integer that every JSON
+// implementation reads exactly (|n| ≤ 2^53−1, the IEEE-754 safe range),
+// written without fraction or exponent. A larger id would be rounded by
+// upstreams that read numbers as doubles (JavaScript, go-sdk), so their
+// answer would carry a different id than the request the gateway checked.
+// "-0" is refused: it is a second spelling of 0.
 func isInt(raw []byte) bool {
-	const maxPos, maxNeg = "9223372036854775807", "9223372036854775808"
-	limit := maxPos
+	const maxPos, maxNeg = "9007199254740991", "9007199254740991"
+	limit, neg := maxPos, false
 	if len(raw) > 0 && raw[0] == '-' {
-		raw, limit = raw[1:], maxNeg
+		raw, limit, neg = raw[1:], maxNeg, true
 	}
 	switch {
 	case len(raw) == 0 || len(raw) > len(limit):
 		return false
 	case raw[0] == '0':
-		return len(raw) == 1 && limit == maxPos
+		return len(raw) == 1 && !neg
 	}
 	for _, c := range raw {
 		if !isDigit(c) {

@@ -220,8 +220,8 @@ func oracleInt(v any) bool {
 	if !ok || !intRE.MatchString(string(n)) || n == "-0" {
 		return false
 	}
-	_, err := strconv.ParseInt(string(n), 10, 64)
-	return err == nil
+	v64, err := strconv.ParseInt(string(n), 10, 64)
+	return err == nil && v64 <= 1<<53-1 && v64 >= -(1<<53-1)
 }
 
 // envelopeOracle states the envelope rules over encoding/json's view.

@@ -38,7 +38,10 @@
 //   - it contains ".." anywhere, or a "." path segment;
 //   - it contains a percent-encoded dot, slash or backslash (%2e, %2f, %5c in
 //     any case), an encoded percent sign (%25, which decodes to one of those on
-//     a second pass), an encoded control character, or a malformed escape;
+//     a second pass), an encoded control character, an encoded unreserved
+//     character (letters, digits, "-", ".", "_", "~", which RFC 3986 §6.2.2.2
+//     says are never encoded: "%73ecret" is "secret" to a decoding upstream),
+//     or a malformed escape;
 //   - it contains a backslash, a control character, whitespace or any
 //     non-ASCII byte (IRIs must be percent-encoded);
 //   - its path contains an empty segment ("//") other than the one after
@@ -54,9 +57,9 @@
 // not, the request is denied rather than tried against later rules. A prefix
 // rule ending in "/*" ("docs://public/*") matches only URIs that continue the
 // prefix by at least one whole segment: "docs://public/a/b" but never
-// "docs://publicity" or "docs://public". Deny rules also compare the
-// authority case-insensitively, so that they match at least what the
-// upstream may treat as the same resource. Compile rejects a rule that an
+// "docs://publicity" or "docs://public". Deny rules compare every literal
+// segment, authority and path, case-insensitively, so that they match at
+// least what a case-insensitive upstream may treat as the same resource. Compile rejects a rule that an
 // earlier rule makes unreachable.
 //
 // Prefer allow-lists (the default denies unlisted items) over broad allows

@@ -38,6 +38,11 @@ func uriProblem(u string) string {
 				return "contains a percent-encoded dot, slash, backslash or percent sign"
 			case d < 0x20 || d == 0x7f:
 				return "contains a percent-encoded control character"
+			case isUnreserved(d):
+				// RFC 3986 §6.2.2.2: unreserved characters are never
+				// encoded in the canonical form; "%73ecret" is "secret"
+				// to an upstream that decodes, and not to a rule.
+				return "contains a percent-encoded letter, digit or unreserved character"
 			}
 		}
 	}
@@ -82,6 +87,11 @@ func schemeEnd(u string) int {
 	return -1
 }
 
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
@@ -105,7 +115,7 @@ type uriPattern struct {
 	segs      []uriSeg // the segments to match
 	prefix    bool     // "/*" rule: matches URIs continuing segs by at least one segment
 	authority int      // index of the authority segment, or -1
-	fold      bool     // compare the authority case-insensitively (deny rules)
+	fold      bool     // compare literal segments case-insensitively (deny rules: a case-insensitive upstream must not slip past a deny)
 	vars      []string // variable names, in order of appearance
 }
 
@@ -186,7 +196,7 @@ func (p *uriPattern) match(u string, vals []string) bool {
 		return false
 	}
 	rest, more := u[colon+1:], true
-	for i, want := range p.segs {
+	for _, want := range p.segs {
 		if !more {
 			return false
 		}
@@ -198,7 +208,7 @@ func (p *uriPattern) match(u string, vals []string) bool {
 				return false
 			}
 			vals[want.v] = seg
-		case p.fold && i == p.authority:
+		case p.fold:
 			if !strings.EqualFold(seg, want.lit) {
 				return false
 			}
@@ -211,7 +221,7 @@ func (p *uriPattern) match(u string, vals []string) bool {
 
 // segEqual compares literal segment a of pattern p with literal b.
 func (p *uriPattern) segEqual(i int, b string) bool {
-	if p.fold && i == p.authority {
+	if p.fold {
 		return strings.EqualFold(p.segs[i].lit, b)
 	}
 	return p.segs[i].lit == b

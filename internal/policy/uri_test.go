@@ -112,7 +112,7 @@ func TestURIMatch(t *testing.T) {
 		{pattern: "docs://readme", uri: "docs:readme", want: false},
 		{pattern: "docs://Readme", deny: true, uri: "docs://README", want: true}, // deny rules fold the authority
 		{pattern: "docs://Readme", deny: false, uri: "docs://README", want: false},
-		{pattern: "docs://x/Secret", deny: true, uri: "docs://x/SECRET", want: false}, // but not the path
+		{pattern: "docs://x/Secret", deny: true, uri: "docs://x/SECRET", want: true}, // and the path, for deny rules
 		{pattern: "docs://projects/{p}/readme", uri: "docs://projects/roadmap/readme", want: true, vals: []string{"roadmap"}},
 		{pattern: "docs://projects/{p}/readme", uri: "docs://projects/Roadmap/readme", want: true, vals: []string{"Roadmap"}},
 		{pattern: "docs://projects/{p}/readme", uri: "docs://projects/a/b/readme", want: false},
@@ -299,4 +299,32 @@ func FuzzURIPattern(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDenyRulesResistEncodingAndCase: a deny rule cannot be side-stepped by
+// percent-encoding an unreserved character or changing letter case, which
+// upstreams that decode or fold would still read as the denied resource.
+func TestDenyRulesResistEncodingAndCase(t *testing.T) {
+	r, err := Compile(nil, RouteConfig{Resources: []ResourceRule{
+		{URI: "file:///data/secret/*", Deny: true},
+		{URI: "file:///data/*"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{
+		"file:///data/secret/pw",
+		"file:///data/%73ecret/pw",
+		"file:///data/SECRET/pw",
+		"file:///data/Secret/pw",
+		"file:///DATA/secret/pw",
+		"file:///data/secret%2Dx/pw",
+	} {
+		if d := r.Decide(Request{Method: "resources/read", URI: u}); d.Outcome == Allow {
+			t.Errorf("%s allowed by %s, want denied", u, d.RuleID)
+		}
+	}
+	if d := r.Decide(Request{Method: "resources/read", URI: "file:///data/public/a"}); d.Outcome != Allow {
+		t.Errorf("file:///data/public/a: %v %s", d.Outcome, d.Reason)
+	}
 }

@@ -26,13 +26,17 @@ type eventStream struct {
 	raw     []byte       // the current event as received
 	data    []byte       // its data field values joined by "\n"
 	sawData bool         // the current event has a data field
+	started bool         // the stream's first bytes were examined
 	out     bytes.Buffer // bytes ready for the client
 	n       int64        // bytes handed to the client
 	err     error        // sticky terminal error
 	once    sync.Once
 }
 
-var errEventTooLarge = errors.New("upstream SSE event too large")
+var (
+	errEventTooLarge = errors.New("upstream SSE event too large")
+	errBareCR        = errors.New("upstream SSE stream uses bare CR line endings")
+)
 
 func newEventStream(src io.ReadCloser, f func([]byte) ([]byte, error), max int64, done func(int64, error)) io.ReadCloser {
 	return &eventStream{src: src, br: bufio.NewReaderSize(src, 16<<10), f: f, max: max, done: done}
@@ -72,6 +76,16 @@ func (s *eventStream) finish(err error) {
 // leading comment (keep-alives must not wait for the next event), or the
 // remains of the stream at EOF.
 func (s *eventStream) next() error {
+	if !s.started {
+		s.started = true
+		if s.f != nil {
+			// A leading byte-order mark is not part of the first field
+			// name for a client (WHATWG), so it is not for us either.
+			if b, _ := s.br.Peek(3); bytes.Equal(b, []byte("\xEF\xBB\xBF")) {
+				_, _ = s.br.Discard(3)
+			}
+		}
+	}
 	for {
 		line, err := s.readLine()
 		if len(line) > 0 {
@@ -88,10 +102,12 @@ func (s *eventStream) next() error {
 			}
 		}
 		if err != nil {
-			if len(s.raw) > 0 {
+			if len(s.raw) > 0 && s.f == nil {
 				s.out.Write(s.raw) // an unterminated event at EOF: relay as is
-				s.raw = s.raw[:0]
 			}
+			// With a transform, an unterminated event is dropped: a client
+			// discards it too (WHATWG), and it was never inspected.
+			s.raw = s.raw[:0]
 			return err
 		}
 	}
@@ -118,6 +134,11 @@ func (s *eventStream) readLine() ([]byte, error) {
 func (s *eventStream) addLine(line []byte) error {
 	if int64(len(s.raw)+len(line)) > s.max {
 		return errEventTooLarge
+	}
+	if s.f != nil && hasBareCR(line) {
+		// A bare CR ends a line for a client but not for this framer:
+		// refuse rather than inspect something the client reads otherwise.
+		return errBareCR
 	}
 	s.raw = append(s.raw, line...)
 	if s.f == nil {
@@ -192,4 +213,14 @@ func splitField(line []byte) (field, value []byte) {
 		value = value[1:]
 	}
 	return field, value
+}
+
+// hasBareCR reports a CR that is not followed by LF.
+func hasBareCR(line []byte) bool {
+	for i, c := range line {
+		if c == '\r' && (i+1 == len(line) || line[i+1] != '\n') {
+			return true
+		}
+	}
+	return false
 }

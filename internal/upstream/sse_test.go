@@ -22,23 +22,34 @@ func FuzzEventStream(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		for _, tf := range []func([]byte) ([]byte, error){
-			nil,
-			func([]byte) ([]byte, error) { return nil, nil },
-		} {
-			var calls int
-			wrapped := tf
-			if tf != nil {
-				wrapped = func(b []byte) ([]byte, error) { calls++; return tf(b) }
+		// Without a transform the framer is a pure pass-through.
+		s := newEventStream(io.NopCloser(iotest.OneByteReader(bytes.NewReader(in))), nil, 1<<20, nil)
+		out, err := io.ReadAll(s)
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("stream altered (%v):\n in %q\nout %q", err, in, out)
+		}
+		// With a transform that keeps every event, the stream is unchanged
+		// except that a leading BOM and an unterminated last event are
+		// dropped (as a client would), and bare CRs are refused.
+		s = newEventStream(io.NopCloser(iotest.OneByteReader(bytes.NewReader(in))),
+			func([]byte) ([]byte, error) { return nil, nil }, 1<<20, nil)
+		out, err = io.ReadAll(s)
+		want := bytes.TrimPrefix(in, []byte("\xEF\xBB\xBF"))
+		if bytes.Contains(bareCRs(want), []byte("\r")) {
+			if err == nil {
+				t.Fatalf("bare CR accepted: %q", in)
 			}
-			s := newEventStream(io.NopCloser(iotest.OneByteReader(bytes.NewReader(in))), wrapped, 1<<20, nil)
-			out, err := io.ReadAll(s)
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if !bytes.Equal(out, in) {
-				t.Fatalf("stream altered:\n in %q\nout %q", in, out)
-			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if !bytes.HasPrefix(want, out) {
+			t.Fatalf("stream altered:\n in %q\nout %q", in, out)
+		}
+		rest := want[len(out):]
+		if bytes.Contains(rest, []byte("\n\n")) || bytes.Contains(rest, []byte("\n\r\n")) {
+			t.Fatalf("complete events lost:\n in %q\nout %q", in, out)
 		}
 	})
 }
@@ -57,5 +68,27 @@ func TestEventStreamRewritesOnlyData(t *testing.T) {
 	}
 	if want := "id: 1\r\ndata: c\ndata: d\nevent: m\r\n\n"; string(out) != want {
 		t.Errorf("out = %q, want %q", out, want)
+	}
+}
+
+// bareCRs returns in with every CRLF removed, so any CR left is bare.
+func bareCRs(in []byte) []byte { return bytes.ReplaceAll(in, []byte("\r\n"), nil) }
+
+func TestEventStreamFraming(t *testing.T) {
+	keep := func([]byte) ([]byte, error) { return nil, nil }
+	for _, tc := range []struct {
+		name, in, want string
+		wantErr        bool
+	}{
+		{"leading BOM dropped", "\xEF\xBB\xBFdata: x\n\n", "data: x\n\n", false},
+		{"unterminated last event dropped", "data: x\n\ndata: y\n", "data: x\n\n", false},
+		{"bare CR refused", "data: x\rdata: y\n\n", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := io.ReadAll(newEventStream(io.NopCloser(bytes.NewReader([]byte(tc.in))), keep, 1<<20, nil))
+			if (err != nil) != tc.wantErr || string(out) != tc.want {
+				t.Fatalf("got %q, %v; want %q (error %v)", out, err, tc.want, tc.wantErr)
+			}
+		})
 	}
 }
