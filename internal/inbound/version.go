@@ -73,6 +73,13 @@ func RequestVersion(header, sessionVersion string, c *Call) (string, *Error) {
 		if !Supported(header) {
 			return "", unsupportedVersion(header)
 		}
+		// A request may name an older version than its session negotiated
+		// (some clients and tools send 2025-03-26 throughout), never a
+		// newer one: that would unlock methods the session never agreed.
+		if sessionVersion != "" && header > sessionVersion {
+			return "", invalid("version_mismatch",
+				"MCP-Protocol-Version %q is newer than the version negotiated for this session (%s)", header, sessionVersion)
+		}
 		return header, nil
 	case sessionVersion != "":
 		return sessionVersion, nil
