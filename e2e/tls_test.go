@@ -63,7 +63,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	iss := testissuer.New(t, testissuer.Options{})
 	base := startTLSGateway(t, func(base string) *config.Config {
 		return &config.Config{
-			Server: config.Server{PublicBaseURL: base, TLS: &config.ListenerTLS{CertFile: gwCert, KeyFile: gwKey}},
+			Server:               config.Server{PublicBaseURL: base, TLS: &config.ListenerTLS{CertFile: gwCert, KeyFile: gwKey}},
 			AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.URL()}},
 			Routes: []config.Route{{
 				Name: "secure", Path: "/servers/secure/mcp",

@@ -21,7 +21,7 @@ type Authenticator struct {
 	byIssuer      map[string]*issuerState
 	anyAlg        map[string]bool // union of the pinned algorithms
 	cache         *tokenCache
-	inactive      *tokenCache // opaque tokens recently reported inactive
+	inactive      *tokenCache  // opaque tokens recently reported inactive
 	verifications atomic.Int64 // signature verifications attempted (for tests)
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/inbound"
 )
 
 // registerHandlers mounts every route's MCP endpoint and its RFC 9728
@@ -43,16 +44,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // corsPreflight answers an OPTIONS preflight from an allowed browser origin.
-// Requests from other origins get 403 (DNS rebinding protection).
+// Any other OPTIONS request is left to the pipeline, which refuses it like
+// every request (403 for an origin not allowed, else 405) and records it.
 func (rt *route) corsPreflight(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodOptions {
+	if r.Method != http.MethodOptions || r.Header.Get("Origin") == "" || inbound.CheckOrigin(r.Header, rt.g.origins) != nil {
 		return false
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" || !rt.g.origins[strings.ToLower(origin)] {
-		writeJSONRPCError(w, http.StatusForbidden, nil, codeInvalidRequest, "origin not allowed", nil)
-		return true
-	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Methods", "POST, GET, DELETE")

@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -29,17 +31,27 @@ type harness struct {
 	audit *memSink
 	logs  *syncBuffer
 	up    map[string]*upstreamServer
+	// seq orders audit writes against upstream arrivals (see
+	// recordedRequest.Seq and memSink.seqs).
+	seq *atomic.Int64
 }
 
 type harnessOptions struct {
 	// configure edits the configuration before the gateway is built.
 	configure func(*config.Config)
+	// setup runs after configure, with the harness (its issuer) at hand.
+	setup func(*harness, *config.Config)
 	// stateless runs the upstreams in stateless mode.
 	stateless bool
 	// jsonResponse makes the upstreams answer with JSON instead of SSE.
 	jsonResponse bool
 	// auditSink overrides the in-memory sink.
 	auditSink audit.Sink
+	// pageSize sets the upstreams' list page size (go-sdk default 1000).
+	pageSize int
+	// wrapUpstream wraps each upstream's MCP handler (misbehaving
+	// upstreams); route is "docs" or "mail".
+	wrapUpstream func(route string, next http.Handler) http.Handler
 }
 
 // upstreamServer is a go-sdk MCP server behind an httptest server that
@@ -54,8 +66,17 @@ type upstreamServer struct {
 
 type recordedRequest struct {
 	Method string
+	URL    string
 	Header http.Header
 	Body   []byte
+	Seq    int64 // harness-wide order of arrival (see harness.seq)
+}
+
+// count is the number of requests received so far.
+func (u *upstreamServer) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.reqs)
 }
 
 func (u *upstreamServer) requests() []recordedRequest {
@@ -64,12 +85,15 @@ func (u *upstreamServer) requests() []recordedRequest {
 	return append([]recordedRequest(nil), u.reqs...)
 }
 
-func newUpstream(t *testing.T, name string, opts harnessOptions) *upstreamServer {
+func newUpstream(t *testing.T, name string, opts harnessOptions, seq *atomic.Int64) *upstreamServer {
 	t.Helper()
-	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1.0.0"}, nil)
+	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1.0.0"}, &mcp.ServerOptions{PageSize: opts.pageSize})
 	addTestTools(s)
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{Stateless: opts.stateless, JSONResponse: opts.jsonResponse})
+	if opts.wrapUpstream != nil {
+		h = opts.wrapUpstream(name, h)
+	}
 	u := &upstreamServer{mcp: s}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
@@ -77,7 +101,7 @@ func newUpstream(t *testing.T, name string, opts harnessOptions) *upstreamServer
 			body, _ = readAllRestore(r)
 		}
 		u.mu.Lock()
-		u.reqs = append(u.reqs, recordedRequest{Method: r.Method, Header: r.Header.Clone(), Body: body})
+		u.reqs = append(u.reqs, recordedRequest{Method: r.Method, URL: r.URL.String(), Header: r.Header.Clone(), Body: body, Seq: seq.Add(1)})
 		u.mu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
@@ -125,6 +149,24 @@ func addTestTools(s *mcp.Server) {
 			}
 			return text(b.String()), nil, nil
 		})
+	addSamplingTool(s)
+	mcp.AddTool(s, &mcp.Tool{Name: "ask", Description: "asks the user (elicitation)"},
+		func(ctx context.Context, req *mcp.CallToolRequest, a echoArgs) (*mcp.CallToolResult, any, error) {
+			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: a.Text, RequestedSchema: map[string]any{
+				"type": "object", "properties": map[string]any{"answer": map[string]any{"type": "string"}}}})
+			if err != nil {
+				return nil, nil, err
+			}
+			return text(fmt.Sprintf("%s: %v", res.Action, res.Content["answer"])), nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "slow", Description: "runs until cancelled"},
+		func(ctx context.Context, req *mcp.CallToolRequest, a echoArgs) (*mcp.CallToolResult, any, error) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			return text("slow done"), nil, nil
+		})
 }
 
 // testConfig is the configuration most tests start from: two routes (docs
@@ -163,16 +205,20 @@ func testConfig(base, issuer string, docsURL, mailURL string) *config.Config {
 
 func newHarness(t *testing.T, opts harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, iss: testissuer.New(t, testissuer.Options{}), audit: &memSink{}, logs: &syncBuffer{},
-		up: map[string]*upstreamServer{}}
-	h.up["docs"] = newUpstream(t, "docs", opts)
-	h.up["mail"] = newUpstream(t, "mail", opts)
+	h := &harness{t: t, iss: testissuer.New(t, testissuer.Options{}), logs: &syncBuffer{},
+		up: map[string]*upstreamServer{}, seq: new(atomic.Int64)}
+	h.audit = &memSink{seq: h.seq}
+	h.up["docs"] = newUpstream(t, "docs", opts, h.seq)
+	h.up["mail"] = newUpstream(t, "mail", opts, h.seq)
 	h.srv = httptest.NewUnstartedServer(nil)
 	cfg := testConfig("http://"+h.srv.Listener.Addr().String(), h.iss.URL(), h.up["docs"].srv.URL, h.up["mail"].srv.URL)
 	if opts.configure != nil {
 		opts.configure(cfg)
-		cfg.ApplyDefaults()
 	}
+	if opts.setup != nil {
+		opts.setup(h, cfg)
+	}
+	cfg.ApplyDefaults()
 	sink := audit.Sink(h.audit)
 	if opts.auditSink != nil {
 		sink = opts.auditSink
@@ -213,30 +259,39 @@ func (h *harness) client(ctx context.Context, route, token string) (*mcp.ClientS
 // token or an Authorization header.
 func (h *harness) assertNoTokenLeak(token string) {
 	h.t.Helper()
+	h.assertNoTokenLeakT(h.t, token)
+}
+
+// assertNoTokenLeakT is assertNoTokenLeak reporting to t (a subtest).
+func (h *harness) assertNoTokenLeakT(t testing.TB, token string) {
+	t.Helper()
 	for name, u := range h.up {
 		for _, r := range u.requests() {
 			if r.Header.Get("Authorization") != "" {
-				h.t.Errorf("upstream %s received an Authorization header", name)
+				t.Errorf("upstream %s received an Authorization header", name)
 			}
 			for k, vs := range r.Header {
 				for _, v := range vs {
 					if strings.Contains(v, token) {
-						h.t.Errorf("upstream %s received the token in header %s", name, k)
+						t.Errorf("upstream %s received the token in header %s", name, k)
 					}
 				}
 			}
+			if strings.Contains(r.URL, token) {
+				t.Errorf("upstream %s received the token in the URL", name)
+			}
 			if bytes.Contains(r.Body, []byte(token)) {
-				h.t.Errorf("upstream %s received the token in a body", name)
+				t.Errorf("upstream %s received the token in a body", name)
 			}
 		}
 	}
 	if strings.Contains(h.logs.String(), token) {
-		h.t.Errorf("the token appears in the gateway's logs")
+		t.Errorf("the token appears in the gateway's logs")
 	}
 	for _, e := range h.audit.events() {
 		b, _ := json.Marshal(e)
 		if bytes.Contains(b, []byte(token)) {
-			h.t.Errorf("the token appears in an audit record")
+			t.Errorf("the token appears in an audit record")
 		}
 	}
 }
@@ -257,8 +312,11 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // memSink is an audit sink in memory, optionally failing.
 type memSink struct {
+	seq *atomic.Int64 // shared with the upstreams; nil → not ordered
+
 	mu   sync.Mutex // guards the fields below
 	evs  []audit.Event
+	seqs []int64 // seqs[i] orders evs[i] against upstream arrivals
 	fail error
 }
 
@@ -268,8 +326,26 @@ func (m *memSink) Write(_ context.Context, e *audit.Event) error {
 	if m.fail != nil {
 		return m.fail
 	}
+	var n int64
+	if m.seq != nil {
+		n = m.seq.Add(1)
+	}
 	m.evs = append(m.evs, *e)
+	m.seqs = append(m.seqs, n)
 	return nil
+}
+
+func (m *memSink) setFail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = err
+}
+
+// seqOf returns the order stamp of the i-th event.
+func (m *memSink) seqOf(i int) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seqs[i]
 }
 
 func (m *memSink) Close() error { return nil }

@@ -34,12 +34,25 @@ func (x *exchange) forward() {
 	hooks := &upstream.Hooks{
 		Response: func(resp *http.Response) error {
 			upStatus = resp.StatusCode
+			if resp.StatusCode == http.StatusUnauthorized {
+				// The client's token is for the gateway, not the upstream:
+				// relaying the upstream's 401 (its challenge is stripped)
+				// would send the client to re-authorize for nothing.
+				return errors.New("upstream answered 401 Unauthorized")
+			}
 			sid, err := x.observeHeaders(resp)
 			newSID = sid
 			if err != nil {
 				return err
 			}
-			if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") && !x.ident.Expiry.IsZero() {
+			if ok := resp.StatusCode >= 200 && resp.StatusCode < 300; ok && x.inspectsResult() {
+				switch mediaType(resp.Header.Get("Content-Type")) {
+				case "application/json", "text/event-stream":
+				default:
+					return fmt.Errorf("the upstream answered %s with %q, which mcpgate cannot filter", x.call.Msg.Method, resp.Header.Get("Content-Type"))
+				}
+			}
+			if mediaType(resp.Header.Get("Content-Type")) == "text/event-stream" && !x.ident.Expiry.IsZero() {
 				// A stream ends when the token that opened it expires.
 				expiry = time.AfterFunc(x.ident.Expiry.Sub(g.now()), cancel)
 			}
@@ -60,11 +73,22 @@ func (x *exchange) forward() {
 		return out, err
 	}
 
+	// The outcome is recorded in a deferred call: when a response fails
+	// after it started (client gone, token expired, upstream cut off), the
+	// reverse proxy panics with http.ErrAbortHandler to abort the client
+	// connection, and the record must still be written.
+	defer func() {
+		if expiry != nil {
+			expiry.Stop()
+		}
+		x.recordOutcome(upStatus, relayed, filtered, copyErr)
+	}()
 	x.rt.proxy.Forward(x.w, x.r.WithContext(ctx), x.body, hooks)
-	if expiry != nil {
-		expiry.Stop()
-	}
+}
 
+// recordOutcome writes the outcome record of a forwarded request.
+func (x *exchange) recordOutcome(upStatus int, relayed int64, filtered int, copyErr error) {
+	g := x.rt.g
 	ev := x.event(audit.KindOutcome)
 	ev.Decision, ev.UpstreamStatus, ev.Bytes, ev.Filtered = audit.Forward, upStatus, relayed, filtered
 	ev.Status = upStatus
@@ -142,7 +166,15 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 		}
 		return body, 0, nil
 	}
-	if msg.Kind != jsonrpc.KindResult || !msg.ID.Equal(x.call.Msg.ID) {
+	if msg.Kind != jsonrpc.KindResult {
+		return body, 0, nil
+	}
+	if !msg.ID.Equal(x.call.Msg.ID) {
+		if x.mustFilter() {
+			// Unfiltered: an upstream that rounds a large numeric id, or
+			// answers another request, must not carry a list past policy.
+			return nil, 0, fmt.Errorf("the upstream's %s result answers another request id", x.call.Msg.Method)
+		}
 		return body, 0, nil
 	}
 	g := x.rt.g
@@ -181,6 +213,19 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 	return body, 0, nil
 }
 
+// inspectsResult reports whether this request's answer must be filtered.
+func (x *exchange) inspectsResult() bool {
+	return x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.mustFilter()
+}
+
+// mediaType returns the lower-case media type of a Content-Type value.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
+}
+
 // mustFilter reports whether an unreadable answer must fail closed.
 func (x *exchange) mustFilter() bool {
 	switch x.call.Msg.Method {
@@ -207,7 +252,7 @@ func (x *exchange) observeEvent(data []byte, sid string) ([]byte, int, error) {
 			x.rt.g.sessions.AddPending(sid, string(msg.ID.Raw()))
 		}
 	case jsonrpc.KindResult:
-		if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.needsResult() && msg.ID.Equal(x.call.Msg.ID) {
+		if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.needsResult() {
 			out, n, err := x.transform(data, sid)
 			if err != nil || n == 0 {
 				return nil, 0, err

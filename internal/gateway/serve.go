@@ -157,10 +157,10 @@ func (x *exchange) decode() *rejection {
 		return nil
 	}
 	c, e := inbound.Parse(x.body, x.rt.g.limits)
+	x.call = c // with invalid params, the message alone: the answer names its id
 	if e != nil {
 		return fromInbound(e)
 	}
-	x.call = c
 	return nil
 }
 
@@ -176,6 +176,10 @@ func (x *exchange) bindSession() *rejection {
 		}
 		x.binding = b
 	}
+	vs := x.r.Header.Values("Mcp-Protocol-Version")
+	if len(vs) > 1 {
+		return reject(http.StatusBadRequest, codeInvalidRequest, "version_header", "MCP-Protocol-Version must appear once")
+	}
 	header := x.r.Header.Get("Mcp-Protocol-Version")
 	switch x.r.Method {
 	case http.MethodGet:
@@ -184,9 +188,11 @@ func (x *exchange) bindSession() *rejection {
 			return reject(http.StatusMethodNotAllowed, codeInvalidRequest, "http_method",
 				"protocol version "+header+" has no GET stream; use subscriptions/listen")
 		}
-		if header != "" && !inbound.Supported(header) {
-			return fromInbound(&inbound.Error{Status: http.StatusBadRequest, Code: inbound.CodeUnsupportedProtocolVersion,
-				Reason: "unsupported_version", Message: "unsupported protocol version"})
+		if header != "" {
+			// The same -32022 as on POST, with data.supported.
+			if _, e := inbound.RequestVersion(header, "", nil); e != nil {
+				return fromInbound(e)
+			}
 		}
 		return nil
 	case http.MethodDelete:
@@ -232,7 +238,11 @@ func (x *exchange) authorize() *rejection {
 	if c := x.call; c != nil {
 		req.Method, req.Name, req.URI, req.Arguments = c.Msg.Method, c.Name, c.URI, c.Arguments
 		if c.Msg.Method == "completion/complete" {
-			req = completionRequest(c, x.grant)
+			var ok bool
+			if req, ok = completionRequest(c, x.grant); !ok {
+				return &rejection{status: http.StatusOK, code: codeDenied, decision: audit.Deny, reason: "policy",
+					rule: "invalid:completion", message: "denied by gateway policy: completion/complete needs params.ref of type ref/prompt or ref/resource"}
+			}
 		}
 	}
 	d := x.rt.policy.Decide(req)
@@ -264,12 +274,12 @@ func (x *exchange) authorize() *rejection {
 
 // completionRequest authorizes completion/complete like fetching the prompt
 // or resource it completes, so completions cannot reveal what the caller
-// may not use.
-func completionRequest(c *inbound.Call, g policy.Grant) policy.Request {
+// may not use. A reference of any other shape is refused (ok false).
+func completionRequest(c *inbound.Call, g policy.Grant) (req policy.Request, ok bool) {
 	ref, _ := jsonrpc.Lookup(c.Msg.Params, "ref")
 	typ, _ := jsonrpc.Lookup(ref, "type")
 	t, _ := jsonrpc.DecodeString(typ)
-	req := policy.Request{Grant: g}
+	req = policy.Request{Grant: g}
 	switch t {
 	case "ref/prompt":
 		name, _ := jsonrpc.Lookup(ref, "name")
@@ -280,8 +290,7 @@ func completionRequest(c *inbound.Call, g policy.Grant) policy.Request {
 		req.Method = "resources/read"
 		req.URI, _ = jsonrpc.DecodeString(uri)
 	default:
-		req.Method = "completion/complete" // route scopes only; the upstream rejects unknown refs
-		return req
+		return req, false
 	}
 	if ctxObj, ok := jsonrpc.Lookup(c.Msg.Params, "context"); ok {
 		if args, ok := jsonrpc.Lookup(ctxObj, "arguments"); ok && len(args) > 0 && args[0] == '{' {
@@ -291,7 +300,7 @@ func completionRequest(c *inbound.Call, g policy.Grant) policy.Request {
 			}
 		}
 	}
-	return req
+	return req, true
 }
 
 // holdSlots takes the session or stream slot a request will occupy, so caps

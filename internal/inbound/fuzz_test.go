@@ -43,8 +43,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, e := Parse(data, Limits{MaxDepth: 16})
 		if e != nil {
-			if c != nil {
-				t.Fatalf("both a Call and an error: %v", e)
+			if (c != nil) != (e.Code == CodeInvalidParams) || c != nil && (c.Name != "" || c.URI != "" || c.Arguments != nil) {
+				t.Fatalf("Call %+v with error %v: want only the message, and only for invalid params", c, e)
 			}
 			if e.Status != http.StatusBadRequest || e.Message == "" || e.Reason == "" {
 				t.Fatalf("bad error %+v", e)

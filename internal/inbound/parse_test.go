@@ -219,7 +219,10 @@ func TestParseRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, e := Parse([]byte(tt.body), tt.lim)
 			wantErr(t, e, http.StatusBadRequest, tt.code, reasons[tt.code])
-			if c != nil {
+			switch {
+			case tt.code == params && (c == nil || c.Msg == nil || c.Name != "" || c.Arguments != nil):
+				t.Errorf("Call = %+v on invalid params, want the message only (for its id)", c)
+			case tt.code != params && c != nil:
 				t.Errorf("Call = %+v on error, want nil", c)
 			}
 			if strings.Contains(e.Message, "evil") {

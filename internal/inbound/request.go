@@ -95,7 +95,9 @@ type Call struct {
 // 2026-07-28 requests (SEP-2575).
 const MetaKeyProtocolVersion = "io.modelcontextprotocol/protocolVersion"
 
-// Parse decodes body strictly and extracts the MCP fields.
+// Parse decodes body strictly and extracts the MCP fields. When the
+// envelope is valid but its params are not, it returns a Call holding only
+// the message together with the error, so the answer can carry the id.
 func Parse(body []byte, lim Limits) (*Call, *Error) {
 	msg, err := jsonrpc.Decode(body, jsonrpc.Limits{MaxDepth: lim.MaxDepth})
 	if err != nil {
@@ -113,22 +115,32 @@ func Parse(body []byte, lim Limits) (*Call, *Error) {
 	if msg.Kind != jsonrpc.KindRequest && msg.Kind != jsonrpc.KindNotification {
 		return c, nil
 	}
+	if e := c.extract(); e != nil {
+		// The envelope is valid: the caller can still answer the id.
+		return &Call{Msg: msg}, e
+	}
+	return c, nil
+}
+
+// extract fills the MCP fields from c.Msg.Params.
+func (c *Call) extract() *Error {
+	msg := c.Msg
 	p := msg.Params
 	// A member whose name equals an interpreted one only when case is
 	// ignored ("Name" for "name") is refused: upstreams that match names
 	// case-insensitively (Go's encoding/json) would act on a value the
 	// gateway never looked at.
 	if e := exactNames(p, "params", interpretedParams); e != nil {
-		return nil, e
+		return e
 	}
 	if ref, ok := jsonrpc.Lookup(p, "ref"); ok && len(ref) > 0 && ref[0] == '{' {
 		if e := exactNames(ref, "params.ref", []string{"type", "name", "uri"}); e != nil {
-			return nil, e
+			return e
 		}
 	}
 	if cx, ok := jsonrpc.Lookup(p, "context"); ok && len(cx) > 0 && cx[0] == '{' {
 		if e := exactNames(cx, "params.context", []string{"arguments"}); e != nil {
-			return nil, e
+			return e
 		}
 	}
 	str := func(key string) (string, *Error) {
@@ -146,14 +158,14 @@ func Parse(body []byte, lim Limits) (*Call, *Error) {
 	switch msg.Method {
 	case "tools/call", "prompts/get":
 		if c.Name, e = str("name"); e != nil {
-			return nil, e
+			return e
 		}
 		if c.Name == "" {
-			return nil, errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.name is required")
+			return errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.name is required")
 		}
 		if raw, ok := jsonrpc.Lookup(p, "arguments"); ok && string(raw) != "null" {
 			if raw[0] != '{' {
-				return nil, errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.arguments must be an object")
+				return errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.arguments must be an object")
 			}
 			c.RawArguments = raw
 			c.Arguments = map[string]json.RawMessage{}
@@ -163,21 +175,21 @@ func Parse(body []byte, lim Limits) (*Call, *Error) {
 		}
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		if c.URI, e = str("uri"); e != nil {
-			return nil, e
+			return e
 		}
 		if c.URI == "" {
-			return nil, errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.uri is required")
+			return errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.uri is required")
 		}
 	case "tasks/get", "tasks/result", "tasks/cancel":
 		if c.TaskID, e = str("taskId"); e != nil {
-			return nil, e
+			return e
 		}
 		if c.TaskID == "" {
-			return nil, errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.taskId is required")
+			return errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "params.taskId is required")
 		}
 	case "initialize":
 		if c.InitVersion, e = str("protocolVersion"); e != nil {
-			return nil, e
+			return e
 		}
 	}
 	if raw, ok := jsonrpc.Lookup(p, "task"); ok && string(raw) != "null" {
@@ -187,12 +199,12 @@ func Parse(body []byte, lim Limits) (*Call, *Error) {
 		if raw, ok := jsonrpc.Lookup(meta, MetaKeyProtocolVersion); ok {
 			v, err := jsonrpc.DecodeString(raw)
 			if err != nil {
-				return nil, errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "_meta protocolVersion must be a string")
+				return errorf(http.StatusBadRequest, CodeInvalidParams, "invalid_params", "_meta protocolVersion must be a string")
 			}
 			c.MetaVersion = v
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // interpretedParams are the params members some stage decides on.
