@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -315,7 +316,9 @@ func (g *Gateway) Close() error { return g.audit.Close() }
 
 // nextRequestID returns a unique, unguessable-prefix request id.
 func (g *Gateway) nextRequestID() string {
-	return fmt.Sprintf("%s-%x", g.reqPrefix, g.reqSeq.Add(1))
+	b := make([]byte, 0, len(g.reqPrefix)+17)
+	b = append(append(b, g.reqPrefix...), '-')
+	return string(strconv.AppendUint(b, g.reqSeq.Add(1), 16))
 }
 
 // tlsMinVersion maps the configured minimum TLS version.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -33,6 +34,9 @@ type exchange struct {
 	binding   session.Binding // its binding
 	version   string          // protocol version in effect ("" while initializing)
 	decision  policy.Decision
+
+	ip   netip.Addr   // client IP (rate limiting, audit)
+	base *audit.Event // the fields every record of this exchange shares, once known
 
 	reservation *session.Reservation // initialize: the session slot held
 	release     func()               // long-lived stream: the slot held
@@ -93,7 +97,8 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // admit applies the checks that need neither a token nor a parsed body.
 func (x *exchange) admit() *rejection {
 	g := x.rt.g
-	if !g.limiter.Allow(inbound.ClientIP(x.r, g.trusted)) {
+	x.ip = inbound.ClientIP(x.r, g.trusted)
+	if !g.limiter.Allow(x.ip) {
 		return reject(http.StatusTooManyRequests, codeTooMany, "rate_limited", "too many requests from this address; slow down")
 	}
 	if e := inbound.CheckOrigin(x.r.Header, g.origins); e != nil {
@@ -346,11 +351,25 @@ func (x *exchange) recordDecision() *rejection {
 	return nil
 }
 
-// event returns an audit record pre-filled with what is known so far.
+// event returns an audit record pre-filled with what is known about the
+// exchange. The shared fields are computed once: an exchange writes its
+// records (decision, outcome) only after they are all known.
 func (x *exchange) event(kind audit.Kind) *audit.Event {
+	if x.base == nil {
+		x.base = x.baseEvent()
+	}
+	ev := *x.base
+	ev.Time, ev.Kind = x.rt.g.now().UTC(), kind
+	return &ev
+}
+
+func (x *exchange) baseEvent() *audit.Event {
 	ev := &audit.Event{
-		Time: x.rt.g.now().UTC(), Kind: kind, RequestID: x.id, Route: x.rt.name, Upstream: x.rt.upstream,
-		RemoteIP: inbound.ClientIP(x.r, x.rt.g.trusted).String(), HTTPMethod: x.r.Method, ProtocolVersion: x.version,
+		RequestID: x.id, Route: x.rt.name, Upstream: x.rt.upstream,
+		HTTPMethod: x.r.Method, ProtocolVersion: x.version,
+	}
+	if x.ip.IsValid() {
+		ev.RemoteIP = x.ip.String()
 	}
 	if x.sessionID != "" {
 		ev.Session = fingerprint(x.sessionID)

@@ -133,9 +133,12 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		tr = NewTransport(cfg)
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      tr,
-		FlushInterval:  -1, // flush every write: SSE events leave as they arrive
+		Rewrite:   p.rewrite,
+		Transport: tr,
+		// 0: ReverseProxy itself flushes every write of an event stream and
+		// of any response without a Content-Length, so SSE events leave as
+		// they arrive; a JSON body of known length needs no flushes.
+		FlushInterval:  0,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		BufferPool:     newBufferPool(),
