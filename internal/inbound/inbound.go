@@ -13,6 +13,8 @@ package inbound
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
 // Error is a request rejected by this stage.
@@ -26,14 +28,13 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("inbound: %s: %s", e.Reason, e.Message) }
 
-// JSON-RPC error codes used by this stage. The first five are JSON-RPC 2.0;
-// the last two are MCP 2026-07-28 (SEP-2243, SEP-2575).
+// JSON-RPC error codes used by this stage. The first four are JSON-RPC 2.0
+// (package jsonrpc); the last two are MCP 2026-07-28 (SEP-2243, SEP-2575).
 const (
-	CodeParseError                 = -32700
-	CodeInvalidRequest             = -32600
-	CodeMethodNotFound             = -32601
-	CodeInvalidParams              = -32602
-	CodeInternalError              = -32603
+	CodeParseError                 = jsonrpc.CodeParseError
+	CodeInvalidRequest             = jsonrpc.CodeInvalidRequest
+	CodeMethodNotFound             = jsonrpc.CodeMethodNotFound
+	CodeInvalidParams              = jsonrpc.CodeInvalidParams
 	CodeHeaderMismatch             = -32020
 	CodeUnsupportedProtocolVersion = -32022
 )
