@@ -23,6 +23,7 @@ type Authenticator struct {
 	cache         *tokenCache
 	inactive      *tokenCache  // opaque tokens recently reported inactive
 	verifications atomic.Int64 // signature verifications attempted (for tests)
+	skipAudience  bool         // Deps.InsecureSkipAudienceCheck
 }
 
 // New validates cfg (reporting every problem at once) and returns an
@@ -38,6 +39,7 @@ func New(cfg Config, deps Deps) (*Authenticator, error) {
 		maxTokenBytes: cfg.MaxTokenBytes,
 		byIssuer:      map[string]*issuerState{},
 		anyAlg:        map[string]bool{},
+		skipAudience:  deps.InsecureSkipAudienceCheck,
 		cache:         newTokenCache(cfg.CacheSize),
 		inactive:      newTokenCache(cfg.CacheSize),
 	}
@@ -101,8 +103,13 @@ type Request struct {
 	// refused (400 invalid_request). It is never logged.
 	RawQuery string
 	// Resource is the route's canonical resource URI; the token's audience
-	// must contain it (a trailing-slash difference is tolerated).
+	// must contain it (a trailing-slash difference is tolerated) or one of
+	// Audiences.
 	Resource string
+	// Audiences are further audience values accepted for the route,
+	// compared exactly, for identity providers that cannot put the
+	// resource URI in aud (Entra ID's application id).
+	Audiences []string
 	// Issuers are the issuers trusted on this route. nil → all configured;
 	// an empty non-nil slice trusts none.
 	Issuers []string
@@ -149,7 +156,7 @@ func (a *Authenticator) authenticate(ctx context.Context, r *Request) (*Identity
 	now := a.now()
 	if ce := a.cache.get(sum, now); ce != nil {
 		if ce.vk == nil || ce.iss.stillPublished(ce.vk, now) {
-			if e := checkRoute(ce.id.Issuer, ce.id.Audience, r); e != nil {
+			if e := a.checkRoute(ce.id.Issuer, ce.id.Audience, r); e != nil {
 				return nil, e
 			}
 			return ce.id, nil
@@ -191,11 +198,11 @@ func (a *Authenticator) authenticate(ctx context.Context, r *Request) (*Identity
 const inactiveTTL = 10 * time.Second
 
 // checkRoute applies the per-route checks that a cache hit repeats.
-func checkRoute(iss string, aud []string, r *Request) *Error {
+func (a *Authenticator) checkRoute(iss string, aud []string, r *Request) *Error {
 	if !issuerAllowed(r.Issuers, iss) {
 		return reject(ReasonIssuerNotAllowed, errors.New("issuer not trusted on this route"))
 	}
-	if !audienceMatches(aud, r.Resource) {
+	if !a.skipAudience && !audienceMatches(aud, r.Resource, r.Audiences) {
 		return reject(ReasonWrongAudience, errors.New("audience does not include the resource"))
 	}
 	return nil
@@ -237,7 +244,8 @@ func (a *Authenticator) verifyJWT(ctx context.Context, tok string, hdrJSON []byt
 	if !typeAccepted(&t.header, s.cfg.AllowLegacyJWTType) {
 		return nil, reject(ReasonBadType, errors.New("typ is not at+jwt"))
 	}
-	if e := checkTimesAndAudience(c, r.Resource, now, s.cfg.ClockSkew); e != nil {
+	c.resolve(s.cfg.ClientIDClaims, s.cfg.ScopeClaims)
+	if e := checkTimesAndAudience(c, a.audience(r), now, s.cfg.ClockSkew); e != nil {
 		return nil, e
 	}
 	cands, e := s.candidates(ctx, &t.header)
@@ -254,9 +262,20 @@ func (a *Authenticator) verifyJWT(ctx context.Context, tok string, hdrJSON []byt
 	return nil, reject(ReasonBadSignature, errors.New("signature does not verify"))
 }
 
+// audienceCheck is what a token's aud must contain.
+type audienceCheck struct {
+	resource string
+	extra    []string
+	skip     bool // Deps.InsecureSkipAudienceCheck
+}
+
+func (a *Authenticator) audience(r *Request) audienceCheck {
+	return audienceCheck{resource: r.Resource, extra: r.Audiences, skip: a.skipAudience}
+}
+
 // checkTimesAndAudience applies the exp, nbf, iat, aud and sub rules shared
 // by JWTs and introspection answers.
-func checkTimesAndAudience(c *claims, resource string, now time.Time, skew time.Duration) *Error {
+func checkTimesAndAudience(c *claims, aud audienceCheck, now time.Time, skew time.Duration) *Error {
 	switch {
 	case !c.hasExp:
 		return reject(ReasonNoExp, errors.New("no exp claim"))
@@ -266,7 +285,7 @@ func checkTimesAndAudience(c *claims, resource string, now time.Time, skew time.
 		return reject(ReasonNotYetValid, errors.New("nbf is in the future"))
 	case c.hasIat && now.Add(skew).Before(c.iat):
 		return reject(ReasonIATFuture, errors.New("iat is in the future"))
-	case !audienceMatches(c.aud, resource):
+	case !aud.skip && !audienceMatches(c.aud, aud.resource, aud.extra):
 		return reject(ReasonWrongAudience, errors.New("audience does not include the resource"))
 	case c.sub == "":
 		return reject(ReasonNoSubject, errors.New("no sub claim"))

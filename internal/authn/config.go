@@ -45,6 +45,14 @@ type IssuerConfig struct {
 	// AllowLegacyJWTType also accepts typ "JWT" or no typ. Default false:
 	// only at+jwt / application/at+jwt (RFC 9068 §4), case-insensitive.
 	AllowLegacyJWTType bool
+	// ClientIDClaims are the claims read, in order, for the client id.
+	// nil → ["client_id", "azp"]; allowed: client_id, azp, cid (Okta),
+	// appid (Entra ID v1).
+	ClientIDClaims []string
+	// ScopeClaims are the claims scopes are read from: the first present
+	// wins. nil → ["scope", "scp"]; allowed: scope, scp, roles (Entra ID
+	// app roles, for app-only tokens).
+	ScopeClaims []string
 	// ClockSkew is the leeway for exp, nbf and iat. 0 → 60s; at most 300s.
 	ClockSkew time.Duration
 	// JWKSURI overrides the metadata's jwks_uri. "" → discovered.
@@ -90,6 +98,12 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock for every time decision. nil → time.Now.
 	Now func() time.Time
+	// InsecureSkipAudienceCheck accepts tokens whatever their audience.
+	// It exists ONLY so that tests can prove that a check they rely on is
+	// the audience check; no configuration key can set it, and it MUST NOT
+	// be set anywhere else: it makes any token from a trusted issuer valid
+	// at every route.
+	InsecureSkipAudienceCheck bool
 }
 
 // normalize validates cfg and applies defaults, reporting every problem.
@@ -134,6 +148,22 @@ func (ic *IssuerConfig) normalize() error {
 	}
 	if len(ic.Algorithms) == 0 {
 		ic.Algorithms = []string{"RS256"}
+	}
+	if len(ic.ClientIDClaims) == 0 {
+		ic.ClientIDClaims = defaultClientIDClaims
+	}
+	if len(ic.ScopeClaims) == 0 {
+		ic.ScopeClaims = defaultScopeClaims
+	}
+	for _, n := range ic.ClientIDClaims {
+		if !slices.Contains(ClientIDClaimNames, n) {
+			errs = append(errs, fmt.Errorf("client id claim %q not supported", n))
+		}
+	}
+	for _, n := range ic.ScopeClaims {
+		if !slices.Contains(ScopeClaimNames, n) {
+			errs = append(errs, fmt.Errorf("scope claim %q not supported", n))
+		}
 	}
 	ic.Algorithms = slices.Clone(ic.Algorithms)
 	for _, a := range ic.Algorithms {
@@ -197,3 +227,8 @@ func orDefault(d, def time.Duration) time.Duration {
 	}
 	return d
 }
+
+var (
+	defaultClientIDClaims = []string{"client_id", "azp"}
+	defaultScopeClaims    = []string{"scope", "scp"}
+)

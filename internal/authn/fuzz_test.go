@@ -66,7 +66,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		_ = typeAccepted(&j.header, true)
-		_ = checkTimesAndAudience(&j.claims, "https://rs", j.claims.iat, 60e9)
+		_ = checkTimesAndAudience(&j.claims, audienceCheck{resource: "https://rs"}, j.claims.iat, 60e9)
 		var std struct {
 			Iss string          `json:"iss"`
 			Sub string          `json:"sub"`

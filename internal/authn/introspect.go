@@ -29,7 +29,7 @@ func (a *Authenticator) introspect(ctx context.Context, tok string, r *Request, 
 			continue
 		}
 		tried = true
-		id, expires, e := s.introspect(ctx, tok, r.Resource, now)
+		id, expires, e := s.introspect(ctx, tok, a.audience(r), now)
 		switch {
 		case e == nil:
 			return id, s, expires, nil
@@ -75,7 +75,7 @@ func (s *issuerState) introspectionEndpoint(ctx context.Context) (string, error)
 
 // introspect validates tok at this issuer. It returns the identity and the
 // instant its cache entry expires: min(now+CacheTTL, exp).
-func (s *issuerState) introspect(ctx context.Context, tok, resource string, now time.Time) (*Identity, time.Time, *Error) {
+func (s *issuerState) introspect(ctx context.Context, tok string, aud audienceCheck, now time.Time) (*Identity, time.Time, *Error) {
 	ic := s.cfg.Introspection
 	endpoint, err := s.introspectionEndpoint(ctx)
 	if err != nil {
@@ -130,7 +130,8 @@ func (s *issuerState) introspect(ctx context.Context, tok, resource string, now 
 	if c.iss != s.cfg.Issuer {
 		return nil, time.Time{}, reject(ReasonUnknownIssuer, errors.New("introspection answer names another issuer"))
 	}
-	if e := checkTimesAndAudience(&c, resource, now, s.cfg.ClockSkew); e != nil {
+	c.resolve(s.cfg.ClientIDClaims, s.cfg.ScopeClaims)
+	if e := checkTimesAndAudience(&c, aud, now, s.cfg.ClockSkew); e != nil {
 		return nil, time.Time{}, e
 	}
 	expires := now.Add(ic.CacheTTL)

@@ -56,6 +56,41 @@ type claims struct {
 	hasExp, hasNbf, hasIat  bool
 	scopes                  []string
 	actors                  []string
+
+	// The candidates an issuer's ClientIDClaims and ScopeClaims choose
+	// from (resolve), read before the issuer is known.
+	clientIDs map[string]string   // client_id, azp, cid, appid
+	scopeSets map[string][]string // scope, scp, roles
+}
+
+// ClientIDClaimNames and ScopeClaimNames are the claims an issuer may name
+// in IssuerConfig.ClientIDClaims and ScopeClaims.
+var (
+	ClientIDClaimNames = []string{"client_id", "azp", "cid", "appid"}
+	ScopeClaimNames    = []string{"scope", "scp", "roles"}
+)
+
+// resolve picks the client id and the scopes from the first of the
+// issuer's configured claims that is present in the token.
+func (c *claims) resolve(clientClaims, scopeClaims []string) {
+	c.clientID = ""
+	for _, n := range clientClaims {
+		if v := c.clientIDs[n]; v != "" {
+			c.clientID = v
+			break
+		}
+	}
+	c.scopes = nil
+	for _, n := range scopeClaims {
+		if l, ok := c.scopeSets[n]; ok {
+			if len(l) > 0 {
+				l = slices.Clone(l)
+				slices.Sort(l)
+				c.scopes = slices.Compact(l)
+			}
+			return
+		}
+	}
 }
 
 // jws is a token split into its compact-serialization parts.
@@ -164,7 +199,7 @@ func parseHeader(data []byte, h *jose, allowedAlgs map[string]bool) *Error {
 
 // registeredClaims are the claim names mcpgate reads; a member equal to one
 // of them ignoring case but not exactly is refused.
-var registeredClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "scope", "scp", "act"}
+var registeredClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "cid", "appid", "scope", "scp", "roles", "act"}
 
 func parseClaims(data []byte, c *claims) *Error {
 	o, err := parseObject(data)
@@ -186,7 +221,7 @@ func (c *claims) read(o object) *Error {
 	strs := []struct {
 		name string
 		dst  *string
-	}{{"iss", &c.iss}, {"sub", &c.sub}, {"jti", &c.jti}, {"client_id", &c.clientID}}
+	}{{"iss", &c.iss}, {"sub", &c.sub}, {"jti", &c.jti}}
 	for _, s := range strs {
 		if raw, ok := o.get(s.name); ok {
 			if *s.dst, ok = jsonString(raw); !ok {
@@ -194,11 +229,16 @@ func (c *claims) read(o object) *Error {
 			}
 		}
 	}
-	if c.clientID == "" {
-		if raw, ok := o.get("azp"); ok {
-			if c.clientID, ok = jsonString(raw); !ok {
-				return bad("azp")
+	for _, n := range ClientIDClaimNames {
+		if raw, ok := o.get(n); ok {
+			v, ok := jsonString(raw)
+			if !ok {
+				return bad(n)
 			}
+			if c.clientIDs == nil {
+				c.clientIDs = map[string]string{}
+			}
+			c.clientIDs[n] = v
 		}
 	}
 	if raw, ok := o.get("aud"); ok {
@@ -219,10 +259,20 @@ func (c *claims) read(o object) *Error {
 			*tm.has = true
 		}
 	}
-	var err error
-	if c.scopes, err = readScopes(o); err != nil {
-		return reject(ReasonMalformed, err)
+	for _, n := range ScopeClaimNames {
+		if raw, ok := o.get(n); ok {
+			l, err := readScopes(raw, n)
+			if err != nil {
+				return reject(ReasonMalformed, err)
+			}
+			if c.scopeSets == nil {
+				c.scopeSets = map[string][]string{}
+			}
+			c.scopeSets[n] = l
+		}
 	}
+	c.resolve(defaultClientIDClaims, defaultScopeClaims)
+	var err error
 	if raw, ok := o.get("act"); ok {
 		if c.actors, err = readActors(raw); err != nil {
 			return reject(ReasonMalformed, err)
@@ -231,41 +281,27 @@ func (c *claims) read(o object) *Error {
 	return nil
 }
 
-// readScopes reads "scope" (RFC 8693 §4.2, space-separated) or, when it is
-// absent, "scp" (an array, or a space-separated string). The result is
-// sorted and deduplicated.
-func readScopes(o object) ([]string, error) {
-	var list []string
-	if raw, ok := o.get("scope"); ok {
-		s, ok := jsonString(raw)
-		if !ok {
-			return nil, errors.New("invalid scope claim")
-		}
-		list = strings.Split(s, " ")
-	} else if raw, ok := o.get("scp"); ok {
-		l, ok := jsonStrings(raw)
-		if !ok {
-			return nil, errors.New("invalid scp claim")
-		}
-		for _, s := range l {
-			list = append(list, strings.Split(s, " ")...)
+// readScopes reads one scope claim: a space-separated string ("scope",
+// RFC 8693 §4.2) or an array of such strings ("scp", "roles"). Every scope
+// must be an RFC 6749 scope-token.
+func readScopes(raw []byte, name string) ([]string, error) {
+	l, ok := jsonStrings(raw)
+	if !ok {
+		return nil, errors.New("invalid " + name + " claim")
+	}
+	var out []string
+	for _, v := range l {
+		for s := range strings.SplitSeq(v, " ") {
+			if s == "" {
+				continue
+			}
+			if !isScopeToken(s) {
+				return nil, errors.New("scope has characters outside RFC 6749 scope-token")
+			}
+			out = append(out, s)
 		}
 	}
-	out := list[:0]
-	for _, s := range list {
-		if s == "" {
-			continue
-		}
-		if !isScopeToken(s) {
-			return nil, errors.New("scope has characters outside RFC 6749 scope-token")
-		}
-		out = append(out, s)
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return out, nil
 }
 
 // isScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
@@ -323,14 +359,14 @@ func typeAccepted(h *jose, legacy bool) bool {
 }
 
 // audienceMatches reports whether aud contains resource, tolerating only a
-// trailing-slash difference.
-func audienceMatches(aud []string, resource string) bool {
-	if resource == "" {
-		return false
-	}
+// trailing-slash difference, or exactly one of the extra audiences.
+func audienceMatches(aud []string, resource string, extra []string) bool {
 	r := strings.TrimSuffix(resource, "/")
 	for _, a := range aud {
-		if a == resource || a != "" && strings.TrimSuffix(a, "/") == r {
+		if resource != "" && (a == resource || a != "" && strings.TrimSuffix(a, "/") == r) {
+			return true
+		}
+		if a != "" && slices.Contains(extra, a) {
 			return true
 		}
 	}

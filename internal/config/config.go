@@ -124,6 +124,14 @@ type AuthorizationServer struct {
 	// AllowLegacyJWTType also accepts tokens whose typ header is "JWT" or
 	// absent, for issuers that do not emit RFC 9068 "at+jwt". Default false.
 	AllowLegacyJWTType bool `yaml:"allow_legacy_jwt_typ"`
+	// ClientIDClaims are the claims read, in order, for the client id.
+	// Default [client_id, azp]. Allowed: client_id, azp, cid (Okta), appid
+	// (Entra ID v1 tokens).
+	ClientIDClaims []string `yaml:"client_id_claims"`
+	// ScopeClaims are the claims scopes are read from; the first present
+	// wins. Default [scope, scp]. Allowed: scope, scp, roles (Entra ID app
+	// roles in app-only tokens).
+	ScopeClaims []string `yaml:"scope_claims"`
 	// ClockSkew tolerated on exp, nbf and iat. Default 60s, at most 300s.
 	ClockSkew Duration `yaml:"clock_skew"`
 	// JWKSURI overrides the jwks_uri found by discovery.
@@ -183,6 +191,11 @@ type Route struct {
 	ResourceName string `yaml:"resource_name"`
 	// Upstream is the MCP server behind this route.
 	Upstream Upstream `yaml:"upstream"`
+	// Audiences are further values accepted in a token's aud for this
+	// route besides its resource URI, compared exactly, for identity
+	// providers that cannot put the resource URI in aud (Entra ID's
+	// application id or App ID URI). Unique across routes.
+	Audiences []string `yaml:"audiences"`
 	// AuthorizationServers restricts this route to some of the configured
 	// issuers. Default: all of them.
 	AuthorizationServers []string `yaml:"authorization_servers"`

@@ -79,6 +79,15 @@ func TestRejects(t *testing.T) {
 		{"wildcard origin", strings.Replace(minimal, "server:\n", "server:\n  allowed_origins: [\"*\"]\n", 1), []string{`"*" is not allowed`}},
 		{"bad scope", strings.Replace(minimal, "    upstream:", "    required_scopes: [\"a b\"]\n    upstream:", 1), []string{"not a valid scope token"}},
 		{"bad size", strings.Replace(minimal, "server:\n", "server:\n  max_header_bytes: lots\n", 1), []string{"invalid size"}},
+		{"unsupported claim names", strings.Replace(minimal, "- issuer: https://auth.example.com", "- issuer: https://auth.example.com\n    client_id_claims: [email]\n    scope_claims: [groups]", 1),
+			[]string{`client_id_claims: "email" is not supported`, `scope_claims: "groups" is not supported`}},
+		{"audience shared by two routes", strings.Replace(minimal, "    upstream: {url: \"http://docs:7001/mcp\"}", `    upstream: {url: "http://docs:7001/mcp"}
+    audiences: [api://shared]
+  - name: mail
+    path: /servers/mail/mcp
+    upstream: {url: "http://mail:7001/mcp"}
+    audiences: [api://shared, https://mcp.example.com/servers/docs/mcp]`, 1),
+			[]string{`"api://shared" is already the audience of route "docs"`, `"https://mcp.example.com/servers/docs/mcp" is already the audience of route "docs"`}},
 		{"two introspecting issuers on one route", strings.Replace(minimal, "  - issuer: https://auth.example.com", `  - issuer: https://auth.example.com
     introspection: {client_id: gw, client_secret_file: /s}
   - issuer: https://idp2.example.com

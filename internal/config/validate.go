@@ -164,6 +164,16 @@ func (c *Config) validateIssuers(p *problems) map[string]bool {
 				p.add(key+".algorithms", "%q is not allowed; use some of %s", alg, strings.Join(allowedAlgorithms, " "))
 			}
 		}
+		for _, n := range as.ClientIDClaims {
+			if !slices.Contains([]string{"client_id", "azp", "cid", "appid"}, n) {
+				p.add(key+".client_id_claims", "%q is not supported; use client_id, azp, cid or appid", n)
+			}
+		}
+		for _, n := range as.ScopeClaims {
+			if !slices.Contains([]string{"scope", "scp", "roles"}, n) {
+				p.add(key+".scope_claims", "%q is not supported; use scope, scp or roles", n)
+			}
+		}
 		if as.ClockSkew.D() > MaxClockSkew {
 			p.add(key+".clock_skew", "must be at most %s", MaxClockSkew)
 		}
@@ -230,6 +240,10 @@ func (c *Config) validateRoutes(p *problems, issuers map[string]bool) {
 		p.add("routes", "at least one route is required")
 	}
 	names, paths := map[string]bool{}, map[string]bool{}
+	audiences := map[string]string{} // audience → route name
+	for _, r := range c.Routes {
+		audiences[c.Server.PublicBaseURL+r.Path] = r.Name
+	}
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
 		if !routeNameRE.MatchString(r.Name) {
@@ -270,6 +284,18 @@ func (c *Config) validateRoutes(p *problems, issuers map[string]bool) {
 		for _, iss := range r.AuthorizationServers {
 			if !issuers[iss] {
 				p.add(key+".authorization_servers", "%q is not one of the configured authorization_servers", iss)
+			}
+		}
+		for _, a := range r.Audiences {
+			switch owner, taken := audiences[a]; {
+			case a == "" || strings.TrimSpace(a) != a:
+				p.add(key+".audiences", "%q must be a non-empty value without surrounding space", a)
+			case taken && owner != r.Name:
+				p.add(key+".audiences", "%q is already the audience of route %q: a token for one route must be useless at another", a, owner)
+			case taken:
+				p.add(key+".audiences", "%q is listed twice or is the route's own resource URI", a)
+			default:
+				audiences[a] = r.Name
 			}
 		}
 		if n := c.introspectingIssuers(r); n > 1 {

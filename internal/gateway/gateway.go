@@ -42,6 +42,10 @@ type Deps struct {
 	Audit audit.Sink
 	// UpstreamTransport overrides the transport to every upstream (tests).
 	UpstreamTransport http.RoundTripper
+	// InsecureSkipAudienceCheck turns off the token audience check. It
+	// exists ONLY for tests that prove a behaviour depends on that check
+	// (the demo's story); no configuration key sets it.
+	InsecureSkipAudienceCheck bool
 }
 
 // Gateway serves every configured route.
@@ -72,6 +76,7 @@ type route struct {
 	resource    string // canonical resource URI: public base URL + path
 	metadataURL string // RFC 9728 path-inserted well-known URL
 	issuers     []string
+	audiences   []string // accepted in aud besides resource
 	hierarchy   *policy.Hierarchy
 	policy      *policy.Route
 	proxy       *upstream.Proxy
@@ -145,7 +150,10 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 
 	var err error
-	if g.authn, err = newAuthenticator(cfg, log, now); err != nil {
+	if deps.InsecureSkipAudienceCheck {
+		log.Warn("INSECURE: the token audience check is off; tokens for any route are accepted everywhere")
+	}
+	if g.authn, err = newAuthenticator(cfg, authn.Deps{Logger: log, Now: now, InsecureSkipAudienceCheck: deps.InsecureSkipAudienceCheck}); err != nil {
 		return nil, err
 	}
 	g.audit = deps.Audit
@@ -166,7 +174,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-func newAuthenticator(cfg *config.Config, log *slog.Logger, now func() time.Time) (*authn.Authenticator, error) {
+func newAuthenticator(cfg *config.Config, deps authn.Deps) (*authn.Authenticator, error) {
 	ac := authn.Config{MaxTokenBytes: int(cfg.Limits.MaxTokenBytes)}
 	for _, as := range cfg.AuthorizationServers {
 		ec := egress.Config{
@@ -188,6 +196,8 @@ func newAuthenticator(cfg *config.Config, log *slog.Logger, now func() time.Time
 			Issuer:             as.Issuer,
 			Algorithms:         as.Algorithms,
 			AllowLegacyJWTType: as.AllowLegacyJWTType,
+			ClientIDClaims:     as.ClientIDClaims,
+			ScopeClaims:        as.ScopeClaims,
 			ClockSkew:          as.ClockSkew.D(),
 			JWKSURI:            as.JWKSURI,
 			RefreshInterval:    as.JWKSRefreshInterval.D(),
@@ -210,7 +220,7 @@ func newAuthenticator(cfg *config.Config, log *slog.Logger, now func() time.Time
 		}
 		ac.Issuers = append(ac.Issuers, ic)
 	}
-	return authn.New(ac, authn.Deps{Logger: log, Now: now})
+	return authn.New(ac, deps)
 }
 
 func newAuditSink(c config.Audit) (audit.Sink, error) {
@@ -258,7 +268,7 @@ func (g *Gateway) newRoute(rc config.Route, h *policy.Hierarchy, tr http.RoundTr
 	}
 	return &route{
 		g: g, name: rc.Name, path: rc.Path, resource: resource, metadataURL: md,
-		issuers: issuers, hierarchy: h, policy: pol, proxy: proxy, upstream: target.Host,
+		issuers: issuers, audiences: rc.Audiences, hierarchy: h, policy: pol, proxy: proxy, upstream: target.Host,
 	}, nil
 }
 

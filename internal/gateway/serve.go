@@ -142,10 +142,11 @@ func validSessionID(s string) bool {
 
 func (x *exchange) authenticate() *rejection {
 	id, err := x.rt.g.authn.Authenticate(x.r.Context(), authn.Request{
-		Header:   x.r.Header,
-		RawQuery: x.r.URL.RawQuery,
-		Resource: x.rt.resource,
-		Issuers:  x.rt.issuers,
+		Header:    x.r.Header,
+		RawQuery:  x.r.URL.RawQuery,
+		Resource:  x.rt.resource,
+		Audiences: x.rt.audiences,
+		Issuers:   x.rt.issuers,
 	})
 	if err != nil {
 		return x.rt.fromAuthn(err)
