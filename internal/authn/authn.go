@@ -289,6 +289,11 @@ func checkTimesAndAudience(c *claims, aud audienceCheck, now time.Time, skew tim
 		return reject(ReasonWrongAudience, errors.New("audience does not include the resource"))
 	case c.sub == "":
 		return reject(ReasonNoSubject, errors.New("no sub claim"))
+	case c.clientID == "":
+		// RFC 9068 requires client_id; sessions are bound to it.
+		return reject(ReasonNoClientID, errors.New("none of the issuer's client id claims is present"))
+	case c.idTokenMarks:
+		return reject(ReasonIDToken, errors.New("at_hash, c_hash or typ=ID claim present"))
 	}
 	return nil
 }

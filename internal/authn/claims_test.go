@@ -22,7 +22,6 @@ func TestConfiguredClaimNames(t *testing.T) {
 		wantScopes []string
 	}{
 		{"default reads client_id", nil, nil, map[string]any{"client_id": "c1", "cid": "c2"}, "c1", nil},
-		{"default ignores cid", nil, nil, map[string]any{"client_id": nil, "cid": "okta-app"}, "", nil},
 		{"cid configured", []string{"cid"}, nil, map[string]any{"client_id": nil, "cid": "okta-app"}, "okta-app", nil},
 		{"first present wins", []string{"azp", "appid"}, nil, map[string]any{"client_id": nil, "appid": "guid-1", "azp": "guid-2"}, "guid-2", nil},
 		{"roles configured", nil, []string{"scp", "roles"}, map[string]any{"roles": []string{"Mail.Send"}}, "agent", []string{"Mail.Send"}},
@@ -46,6 +45,38 @@ func TestConfiguredClaimNames(t *testing.T) {
 		ClientIDClaims: []string{"email"}, ScopeClaims: []string{"groups"}}}}, Deps{}); err == nil {
 		t.Error("unsupported claim names accepted")
 	}
+}
+
+// TestRefusedClaimShapes: a token naming no client (RFC 9068 requires one;
+// sessions are bound to it) and a token with the marks of an ID token are
+// refused whatever their header says.
+func TestRefusedClaimShapes(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		extra  map[string]any
+		noCID  bool
+		reason string
+	}{
+		{"no client id", nil, true, ReasonNoClientID},
+		{"client id only in cid, not configured", map[string]any{"cid": "okta-app"}, true, ReasonNoClientID},
+		{"at_hash", map[string]any{"at_hash": "x"}, false, ReasonIDToken},
+		{"c_hash", map[string]any{"c_hash": "x"}, false, ReasonIDToken},
+		{"Keycloak ID token typ claim", map[string]any{"typ": "ID"}, false, ReasonIDToken},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			c := e.claims()
+			c.Extra, c.NoClientID = tt.extra, tt.noCID
+			tok := e.iss.Mint(c)
+			_, err := e.auth(tok)
+			wantReject(t, err, http.StatusUnauthorized, CodeInvalidToken, tt.reason, tok)
+		})
+	}
+	// Keycloak's access tokens carry typ "Bearer" in their claims: accepted.
+	e := newEnv(t, envOpts{})
+	c := e.claims()
+	c.Extra = map[string]any{"typ": "Bearer"}
+	e.mustAuth(e.iss.Mint(c))
 }
 
 // TestExtraAudiences: a route's extra audiences are accepted exactly, and

@@ -49,6 +49,8 @@ const (
 	ReasonNoExp             = "no_exp"
 	ReasonWrongAudience     = "wrong_audience"
 	ReasonNoSubject         = "no_sub"
+	ReasonNoClientID        = "no_client_id"
+	ReasonIDToken           = "id_token" // the token has the marks of an OpenID Connect ID token
 	ReasonBadSignature      = "bad_signature"
 	ReasonKeyMismatch       = "key_mismatch" // the kid names a key of another type, curve or alg
 	ReasonUnknownKey        = "unknown_key"
@@ -121,6 +123,8 @@ var reasons = map[string]reasonInfo{
 	ReasonNoExp:             {http.StatusUnauthorized, CodeInvalidToken, "token has no expiry"},
 	ReasonWrongAudience:     {http.StatusUnauthorized, CodeInvalidToken, "token audience does not include this resource"},
 	ReasonNoSubject:         {http.StatusUnauthorized, CodeInvalidToken, "token has no subject"},
+	ReasonNoClientID:        {http.StatusUnauthorized, CodeInvalidToken, "token names no client"},
+	ReasonIDToken:           {http.StatusUnauthorized, CodeInvalidToken, "an ID token is not an access token"},
 	ReasonBadSignature:      {http.StatusUnauthorized, CodeInvalidToken, "token signature invalid"},
 	ReasonKeyMismatch:       {http.StatusUnauthorized, CodeInvalidToken, "token signature invalid"},
 	ReasonUnknownKey:        {http.StatusUnauthorized, CodeInvalidToken, "token signing key unknown"},

@@ -57,6 +57,10 @@ type claims struct {
 	scopes                  []string
 	actors                  []string
 
+	// idTokenMarks: claims only OpenID Connect ID tokens carry (at_hash,
+	// c_hash, Keycloak's typ "ID"), refused whatever the header typ says.
+	idTokenMarks bool
+
 	// The candidates an issuer's ClientIDClaims and ScopeClaims choose
 	// from (resolve), read before the issuer is known.
 	clientIDs map[string]string   // client_id, azp, cid, appid
@@ -229,6 +233,10 @@ func (c *claims) read(o object) *Error {
 			}
 		}
 	}
+	_, atHash := o.get("at_hash")
+	_, cHash := o.get("c_hash")
+	typ, _ := o.get("typ")
+	c.idTokenMarks = atHash || cHash || string(typ) == `"ID"`
 	for _, n := range ClientIDClaimNames {
 		if raw, ok := o.get(n); ok {
 			v, ok := jsonString(raw)

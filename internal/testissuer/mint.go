@@ -22,8 +22,10 @@ type Claims struct {
 	// AudienceArray), several as an array; nil omits it.
 	Audience      []string
 	AudienceArray bool
-	// ClientID is client_id; "" omits it.
-	ClientID string
+	// ClientID is client_id. "" → "test-client" (RFC 9068 requires it);
+	// NoClientID omits it.
+	ClientID   string
+	NoClientID bool
 	// Scope is the space-separated scope claim; "" omits it.
 	Scope string
 	// JTI is jti. "" → random.
@@ -215,7 +217,12 @@ func (i *Issuer) claimMap(c Claims) map[string]any {
 		}
 	}
 	set("sub", c.Subject)
-	set("client_id", c.ClientID)
+	if !c.NoClientID {
+		if c.ClientID == "" {
+			c.ClientID = "test-client"
+		}
+		m["client_id"] = c.ClientID
+	}
 	set("scope", c.Scope)
 	m["jti"] = c.JTI
 	if c.JTI == "" {
