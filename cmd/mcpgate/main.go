@@ -2,6 +2,8 @@
 //
 //	mcpgate serve --config mcpgate.yaml
 //	mcpgate check-config --config mcpgate.yaml
+//	mcpgate demo [--serve]
+//	mcpgate dev-idp --resource URL
 //	mcpgate version
 package main
 
@@ -27,6 +29,10 @@ const usage = `mcpgate — OAuth 2.1 authorization gateway for MCP servers
 Usage:
   mcpgate serve --config FILE          run the gateway
   mcpgate check-config --config FILE   report every configuration problem; exit 1 if any
+  mcpgate demo [--serve]               the whole story on one machine: a development
+                                       authorization server, two MCP servers, mcpgate
+  mcpgate dev-idp --resource URL ...   the development authorization server alone
+                                       (DEVELOPMENT ONLY)
   mcpgate version                      print the version
 
 Documentation: docs/config.md, docs/security.md
@@ -46,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
+	case "demo":
+		return demoCmd(args[1:], stdout, stderr)
+	case "dev-idp":
+		return devIdPCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "mcpgate", version())
 		return 0

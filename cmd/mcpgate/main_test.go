@@ -47,6 +47,11 @@ routes:
 		{"unknown command", []string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`}},
 		{"no command", nil, 2, "", []string{"Usage:"}},
 		{"version", []string{"version"}, 0, "mcpgate", nil},
+		{"dev-idp without a resource", []string{"dev-idp"}, 2, "", []string{"--resource is required"}},
+		{"dev-idp with a malformed user", []string{"dev-idp", "--resource", "http://127.0.0.1:8080/mcp", "--user", "nopassword"}, 2, "", []string{"must be name:password"}},
+		{"dev-idp with a malformed client", []string{"dev-idp", "--resource", "http://127.0.0.1:8080/mcp", "--client", "id-only"}, 2, "", []string{"must be id:secret"}},
+		{"dev-idp with a bad resource", []string{"dev-idp", "--listen", "127.0.0.1:0", "--resource", "not a url"}, 1, "", []string{"resource"}},
+		{"demo with a stray flag", []string{"demo", "--bogus"}, 2, "", []string{"flag provided but not defined"}},
 		{"serve with an invalid config", []string{"serve", "--config", bad}, 1, "", []string{"must use https"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
