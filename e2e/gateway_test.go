@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -24,7 +25,12 @@ func startGateway(t *testing.T, build func(base string) *config.Config) string {
 
 func startGatewayScheme(t *testing.T, scheme string, build func(base string) *config.Config) string {
 	t.Helper()
-	l := listen(t)
+	return startGatewayOn(t, listen(t), scheme, build)
+}
+
+// startGatewayOn runs the gateway on l.
+func startGatewayOn(t *testing.T, l net.Listener, scheme string, build func(base string) *config.Config) string {
+	t.Helper()
 	base := scheme + "://" + l.Addr().String()
 	cfg := build(base)
 	cfg.Server.Listen = l.Addr().String()
