@@ -28,8 +28,14 @@ func startGatewayScheme(t *testing.T, scheme string, build func(base string) *co
 	return startGatewayOn(t, listen(t), scheme, build)
 }
 
-// startGatewayOn runs the gateway on l.
+// startGatewayOn runs the gateway on l, its audit records discarded.
 func startGatewayOn(t *testing.T, l net.Listener, scheme string, build func(base string) *config.Config) string {
+	t.Helper()
+	return startGatewayAudited(t, l, scheme, audit.NewWriter(discard{}), build)
+}
+
+// startGatewayAudited runs the gateway on l, recording into sink.
+func startGatewayAudited(t *testing.T, l net.Listener, scheme string, sink audit.Sink, build func(base string) *config.Config) string {
 	t.Helper()
 	base := scheme + "://" + l.Addr().String()
 	cfg := build(base)
@@ -40,7 +46,7 @@ func startGatewayOn(t *testing.T, l net.Listener, scheme string, build func(base
 		logLevel = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	g, err := gateway.New(cfg, gateway.Deps{Logger: log, Audit: audit.NewWriter(discard{})})
+	g, err := gateway.New(cfg, gateway.Deps{Logger: log, Audit: sink})
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

@@ -9,9 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,7 +22,6 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/testissuer"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -137,36 +134,7 @@ func (a *auditRecorder) wait(t *testing.T, what string, match func(*audit.Event)
 func startIdPGateway(t *testing.T, build func(base string) *config.Config) (string, *auditRecorder) {
 	t.Helper()
 	rec := newAuditRecorder()
-	l := listen(t)
-	base := "http://" + l.Addr().String()
-	cfg := build(base)
-	cfg.Server.Listen = l.Addr().String()
-	cfg.ApplyDefaults()
-	level := slog.LevelWarn
-	if testing.Verbose() {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	g, err := gateway.New(cfg, gateway.Deps{Logger: log, Audit: rec})
-	if err != nil {
-		t.Fatalf("gateway.New with the guide's configuration: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("gateway stopped with %v", err)
-			}
-		case <-time.After(40 * time.Second):
-			t.Error("gateway did not stop")
-		}
-		g.Close()
-	})
-	waitListening(t, l.Addr().String())
+	base := startGatewayAudited(t, listen(t), "http", rec, build)
 	return base, rec
 }
 
