@@ -48,6 +48,9 @@ func TestListFilterCannotBeSkipped(t *testing.T) {
 			mode = m
 			resp, err := http.DefaultClient.Do(h.newRequest(rawReq{token: tok, body: rpcRequest(7, "tools/list", `{}`)}))
 			if err != nil {
+				if m == "other id over SSE" {
+					return // the stream was cut before its headers went out: nothing leaked
+				}
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(resp.Body) // an SSE stream is cut: a read error is expected
