@@ -24,6 +24,12 @@ type Config struct {
 	Scopes Scopes `yaml:"scopes"`
 	// Routes are the protected MCP endpoints. At least one is required.
 	Routes []Route `yaml:"routes"`
+	// Sequence configures sequence-aware policy: the history of an agent's
+	// run and the rules decided over it (docs/policy.md).
+	Sequence Sequence `yaml:"sequence"`
+	// ToolPinsFile persists the fingerprints of upstream tool definitions
+	// and operators' approvals of changed ones. "" → kept in memory only.
+	ToolPinsFile string `yaml:"tool_pins_file"`
 	// Audit configures the audit trail.
 	Audit Audit `yaml:"audit"`
 	// Log configures operational logging (never tokens or secrets).
@@ -209,6 +215,18 @@ type Route struct {
 	// Resources lists resource rules, first match wins (resources/read,
 	// subscribe, unsubscribe).
 	Resources []ResourceRule `yaml:"resources"`
+	// IgnoreToolAnnotations stops labels being seeded from the upstream's
+	// tool annotations (readOnlyHint, destructiveHint, openWorldHint).
+	// Default false: annotations seed labels for tools that have none
+	// configured.
+	IgnoreToolAnnotations bool `yaml:"ignore_tool_annotations"`
+	// TrustResultLabels adds the labels an upstream attaches to a result
+	// (in _meta "mcpgate.dev/labels") to the run's taint. Default false.
+	TrustResultLabels bool `yaml:"trust_result_labels"`
+	// ToolPinning is off, alert (default: changed tool definitions are
+	// recorded and flagged) or block (a changed tool is refused until an
+	// operator approves it).
+	ToolPinning string `yaml:"tool_pinning"`
 	// DefaultTool applies to tools not listed in Tools. Default deny.
 	DefaultTool DefaultRule `yaml:"default_tool"`
 	// DefaultPrompt applies to prompts not listed in Prompts. Default deny.
@@ -255,6 +273,92 @@ type ItemRule struct {
 	Arguments map[string]ArgumentRule `yaml:"arguments"`
 	// Deny refuses every call, whatever the token holds.
 	Deny bool `yaml:"deny"`
+	// Labels classify the tool for sequence rules (private_data,
+	// untrusted_input, egress, destructive, …). When set they replace the
+	// labels seeded from the tool's annotations. Tools only.
+	Labels []string `yaml:"labels"`
+	// ResultLabels are added to the run's taint when a call returns a
+	// result (e.g. untrusted_input for a tool that fetches web pages).
+	// Tools only.
+	ResultLabels []string `yaml:"result_labels"`
+}
+
+// Sequence configures sequence-aware policy.
+type Sequence struct {
+	// History says whose calls form one history.
+	History History `yaml:"history"`
+	// RequestHeaders names request headers exposed to rules as
+	// request.headers. List only headers that a trusted proxy in front of
+	// mcpgate sets (and strips from clients): device posture, risk scores.
+	RequestHeaders []string `yaml:"request_headers"`
+	// Rules are decided on every tools/call (phase call) or applied to
+	// tools/list (phase list).
+	Rules []SequenceRule `yaml:"rules"`
+}
+
+// History says whose calls form one history and how long it lasts.
+type History struct {
+	// Scope is principal (default: issuer, subject and client across all
+	// routes), subject (issuer and subject across clients) or session
+	// (per MCP session; requests without one use the principal).
+	Scope string `yaml:"scope"`
+	// RunIDHeader names a request header carrying an agent run id, which
+	// narrows the history to that run (never replacing the principal).
+	RunIDHeader string `yaml:"run_id_header"`
+	// IdleTimeout forgets a history unused this long. Default 1h.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxEntries bounds the calls kept per history (older ones are
+	// dropped; taint and counts are kept). Default 1000.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxHistories bounds the histories and counters kept. Default 100000.
+	MaxHistories int `yaml:"max_histories"`
+}
+
+// SequenceRule is one sequence rule; exactly one of Flow, Order, Budget
+// and When is set.
+type SequenceRule struct {
+	ID          string      `yaml:"id"`
+	Description string      `yaml:"description"`
+	Phase       string      `yaml:"phase"`   // call (default) or list
+	Action      string      `yaml:"action"`  // deny (default) or step_up
+	Scope       string      `yaml:"scope"`   // step_up: the scope that unlocks
+	Message     string      `yaml:"message"` // told to the agent
+	Flow        *FlowRule   `yaml:"flow"`
+	Order       *OrderRule  `yaml:"order"`
+	Budget      *BudgetRule `yaml:"budget"`
+	When        string      `yaml:"when"` // CEL
+}
+
+// Match selects calls: every field given must match.
+type Match struct {
+	Routes []string `yaml:"routes"`
+	Tools  []string `yaml:"tools"`  // names or globs
+	Labels []string `yaml:"labels"` // any of
+}
+
+// FlowRule fires on a call matching To when the run's taint has all of
+// Taint.
+type FlowRule struct {
+	Taint []string `yaml:"taint"`
+	To    Match    `yaml:"to"`
+}
+
+// OrderRule: Call only after After (optionally with the same argument
+// values), or Call never after NeverAfter.
+type OrderRule struct {
+	Call          Match    `yaml:"call"`
+	After         *Match   `yaml:"after"`
+	SameArguments []string `yaml:"same_arguments"`
+	NeverAfter    *Match   `yaml:"never_after"`
+}
+
+// BudgetRule allows at most Max matching calls per Window, per session
+// (the history), subject or client.
+type BudgetRule struct {
+	Match  Match    `yaml:"match"`
+	Max    int      `yaml:"max"`
+	Window Duration `yaml:"window"`
+	Per    string   `yaml:"per"`
 }
 
 // ArgumentRule constrains one argument value.

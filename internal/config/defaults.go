@@ -49,7 +49,22 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 
+	h := &c.Sequence.History
+	setString(&h.Scope, "principal")
+	setDuration(&h.IdleTimeout, time.Hour)
+	setInt(&h.MaxEntries, 1000)
+	setInt(&h.MaxHistories, 100000)
+	for i := range c.Sequence.Rules {
+		r := &c.Sequence.Rules[i]
+		setString(&r.Phase, "call")
+		setString(&r.Action, "deny")
+		if r.Budget != nil {
+			setString(&r.Budget.Per, "session")
+		}
+	}
+
 	for i := range c.Routes {
+		setString(&c.Routes[i].ToolPinning, "alert")
 		u := &c.Routes[i].Upstream
 		setDuration(&u.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 		setDuration(&u.DialTimeout, DefaultDialTimeout)

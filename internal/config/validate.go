@@ -36,6 +36,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateRoutes(&p, issuers)
+	c.validateSequence(&p)
 	switch c.Audit.Sink {
 	case "stdout":
 	case "file":
@@ -298,6 +299,23 @@ func (c *Config) validateRoutes(p *problems, issuers map[string]bool) {
 				audiences[a] = r.Name
 			}
 		}
+		switch r.ToolPinning {
+		case "off", "alert", "block":
+		default:
+			p.add(key+".tool_pinning", "must be off, alert or block, not %q", r.ToolPinning)
+		}
+		for name, t := range r.Tools {
+			for _, l := range append(slices.Clone(t.Labels), t.ResultLabels...) {
+				if !labelRE.MatchString(l) {
+					p.add(key+".tools."+name, "label %q must be 1-63 characters of a-z, 0-9 and _", l)
+				}
+			}
+		}
+		for name, pr := range r.Prompts {
+			if len(pr.Labels) > 0 || len(pr.ResultLabels) > 0 {
+				p.add(key+".prompts."+name, "labels apply to tools only")
+			}
+		}
 		if n := c.introspectingIssuers(r); n > 1 {
 			p.add(key+".authorization_servers", "the route trusts %d issuers that introspect opaque tokens; "+
 				"an opaque token carries no issuer, so it would be sent to each of them: restrict the route to one", n)
@@ -401,4 +419,30 @@ func isLoopbackHost(h string) bool {
 	}
 	ip, err := netip.ParseAddr(h)
 	return err == nil && ip.IsLoopback()
+}
+
+var labelRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// validateSequence checks what the config layer can; the rules themselves
+// (matchers, CEL) are compiled by the policy stage (gateway.Check).
+func (c *Config) validateSequence(p *problems) {
+	h := c.Sequence.History
+	switch h.Scope {
+	case "principal", "subject", "session":
+	default:
+		p.add("sequence.history.scope", "must be principal, subject or session, not %q", h.Scope)
+	}
+	if h.RunIDHeader != "" {
+		if err := checkForwardHeader(h.RunIDHeader); err != nil {
+			p.add("sequence.history.run_id_header", "%v", err)
+		}
+	}
+	if h.IdleTimeout <= 0 || h.MaxEntries < 1 || h.MaxHistories < 1 {
+		p.add("sequence.history", "idle_timeout, max_entries and max_histories must be positive")
+	}
+	for _, hd := range c.Sequence.RequestHeaders {
+		if err := checkForwardHeader(hd); err != nil {
+			p.add("sequence.request_headers", "%v", err)
+		}
+	}
 }
