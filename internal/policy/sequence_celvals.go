@@ -1,0 +1,331 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/mcpgate/mcpgate/internal/state"
+)
+
+// The values below present mcpgate's data to CEL without copying it.
+
+// evalCtx is the input of one evaluation: the activation of the CEL
+// variables, computed lazily. It is used by one goroutine.
+type evalCtx struct {
+	c      *Call
+	tool   string
+	labels []string
+	hist   *state.History
+	now    types.Timestamp
+	list   bool
+	within int8 // withinBounds: 0 not computed, 1 yes, -1 no
+
+	callV, sessV, reqV ref.Val // cached objects
+	args               ref.Val // decoded call.args, once read
+	argsErr            error
+}
+
+var _ interpreter.Activation = (*evalCtx)(nil)
+
+// ResolveName implements interpreter.Activation.
+func (e *evalCtx) ResolveName(name string) (any, bool) {
+	switch name {
+	case "issuer":
+		return types.String(e.c.Issuer), true
+	case "subject":
+		return types.String(e.c.Subject), true
+	case "client_id":
+		return types.String(e.c.ClientID), true
+	case "scopes":
+		return stringList(e.c.Grant.expandedScopes()), true
+	case "route":
+		return types.String(e.c.Route), true
+	case "now":
+		return e.now, true
+	case "call":
+		if e.callV == nil {
+			t := celCallType
+			if e.list {
+				t = celListedType
+			}
+			e.callV = &celObject{typ: t, ctx: e}
+		}
+		return e.callV, true
+	case "session":
+		if e.sessV == nil {
+			e.sessV = &celObject{typ: celSessionType, ctx: e}
+		}
+		return e.sessV, true
+	case "request":
+		if e.reqV == nil {
+			e.reqV = &celObject{typ: celRequestType, ctx: e}
+		}
+		return e.reqV, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (e *evalCtx) Parent() interpreter.Activation { return nil }
+
+// argsVal decodes the call's arguments on first use.
+func (e *evalCtx) argsVal() (ref.Val, error) {
+	if e.args == nil && e.argsErr == nil {
+		m := make(map[string]any, len(e.c.Args))
+		for k, raw := range e.c.Args {
+			var v any
+			if err := json.Unmarshal(raw, &v); err != nil {
+				e.argsErr = fmt.Errorf("argument %s is not valid JSON", quote(k))
+				return nil, e.argsErr
+			}
+			m[k] = v
+		}
+		e.args = types.NewStringInterfaceMap(types.DefaultTypeAdapter, m)
+	}
+	return e.args, e.argsErr
+}
+
+// eval runs a rule's program: whether it fires, or why it could not be
+// evaluated.
+func (e *evalCtx) eval(p *celProgram) (bool, error) {
+	prg := p.tracked
+	if p.fast != nil && e.withinBounds() {
+		prg = p.fast
+	}
+	out, _, err := prg.Eval(e)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("result is %s, not bool", out.Type().TypeName())
+	}
+	return bool(b), nil
+}
+
+// celObject is a value of one of the object types; its fields are read
+// from ctx by the provider's FieldTypes.
+type celObject struct {
+	typ *types.Type
+	ctx *evalCtx
+}
+
+func (o *celObject) ConvertToNative(reflect.Type) (any, error) {
+	return nil, fmt.Errorf("%s cannot be converted", o.typ.TypeName())
+}
+
+func (o *celObject) ConvertToType(t ref.Type) ref.Val {
+	if t == types.TypeType {
+		return o.typ
+	}
+	return types.NewErr("%s cannot be converted to %s", o.typ.TypeName(), t.TypeName())
+}
+
+func (o *celObject) Equal(other ref.Val) ref.Val { return types.Bool(other == ref.Val(o)) }
+func (o *celObject) Type() ref.Type              { return o.typ }
+func (o *celObject) Value() any                  { return o.ctx }
+
+// entryVal is one history entry as a CEL object (no copy, no allocation).
+type entryVal struct{ e *state.Entry }
+
+func (v entryVal) ConvertToNative(reflect.Type) (any, error) {
+	return nil, errors.New("a history entry cannot be converted")
+}
+
+func (v entryVal) ConvertToType(t ref.Type) ref.Val {
+	if t == types.TypeType {
+		return celEntryType
+	}
+	return types.NewErr("a history entry cannot be converted to %s", t.TypeName())
+}
+
+func (v entryVal) Equal(other ref.Val) ref.Val {
+	o, ok := other.(entryVal)
+	return types.Bool(ok && o.e == v.e)
+}
+func (v entryVal) Type() ref.Type { return celEntryType }
+func (v entryVal) Value() any     { return v.e }
+
+// histList is session.history: the stored entries, oldest first, viewed
+// without copying.
+type histList struct {
+	entries []state.Entry
+}
+
+var _ traits.Lister = (*histList)(nil)
+var _ traits.Foldable = (*histList)(nil)
+
+func (l *histList) ConvertToNative(reflect.Type) (any, error) {
+	return nil, errors.New("session.history cannot be converted")
+}
+
+func (l *histList) ConvertToType(t ref.Type) ref.Val {
+	if t == types.TypeType {
+		return types.ListType
+	}
+	return types.NewErr("session.history cannot be converted to %s", t.TypeName())
+}
+
+func (l *histList) Equal(other ref.Val) ref.Val {
+	o, ok := other.(traits.Lister)
+	if !ok || o.Size() != l.Size() {
+		return types.False
+	}
+	for i := range l.entries {
+		if l.at(i).Equal(o.Get(types.Int(i))) != types.True {
+			return types.False
+		}
+	}
+	return types.True
+}
+
+func (l *histList) Type() ref.Type { return types.ListType }
+
+// Value returns the list itself, not a slice, so that cel-go's reflective
+// helpers (slice, reverse) use Get instead of adapting raw entries.
+func (l *histList) Value() any { return l }
+
+func (l *histList) at(i int) ref.Val { return entryVal{&l.entries[i]} }
+
+func (l *histList) Add(other ref.Val) ref.Val {
+	o, ok := other.(traits.Lister)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(other)
+	}
+	n := int(o.Size().(types.Int))
+	vals := make([]ref.Val, 0, len(l.entries)+n)
+	for i := range l.entries {
+		vals = append(vals, l.at(i))
+	}
+	for i := range n {
+		vals = append(vals, o.Get(types.Int(i)))
+	}
+	return types.NewRefValList(types.DefaultTypeAdapter, vals)
+}
+
+func (l *histList) Contains(v ref.Val) ref.Val {
+	for i := range l.entries {
+		if l.at(i).Equal(v) == types.True {
+			return types.True
+		}
+	}
+	return types.False
+}
+
+func (l *histList) Get(index ref.Val) ref.Val {
+	i, ok := index.(types.Int)
+	if !ok {
+		return types.ValOrErr(index, "unsupported index type %s", index.Type().TypeName())
+	}
+	if i < 0 || int64(i) >= int64(len(l.entries)) {
+		return types.NewErr("index '%d' out of range in list size '%d'", i, len(l.entries))
+	}
+	return l.at(int(i))
+}
+
+func (l *histList) Size() ref.Val { return types.Int(len(l.entries)) }
+
+func (l *histList) Fold(f traits.Folder) {
+	for i := range l.entries {
+		if !f.FoldEntry(types.Int(i), l.at(i)) {
+			return
+		}
+	}
+}
+
+func (l *histList) Iterator() traits.Iterator { return &histIter{l: l} }
+
+// histIter iterates a histList.
+type histIter struct {
+	l *histList
+	i int
+}
+
+func (it *histIter) ConvertToNative(reflect.Type) (any, error) {
+	return nil, errors.New("iterator cannot be converted")
+}
+func (it *histIter) ConvertToType(ref.Type) ref.Val {
+	return types.NewErr("iterator cannot be converted")
+}
+func (it *histIter) Equal(other ref.Val) ref.Val { return types.Bool(other == ref.Val(it)) }
+func (it *histIter) Type() ref.Type              { return types.IteratorType }
+func (it *histIter) Value() any                  { return it }
+func (it *histIter) HasNext() ref.Val            { return types.Bool(it.i < len(it.l.entries)) }
+func (it *histIter) Next() ref.Val {
+	if it.i >= len(it.l.entries) {
+		return types.NewErr("iterator exhausted")
+	}
+	it.i++
+	return it.l.at(it.i - 1)
+}
+
+// countsMap is session.counts: calls per "route/tool". A key never called
+// reads as 0 (so that `session.counts[k] > n` needs no guard), while
+// `k in session.counts` still tells whether it was called.
+type countsMap struct{ m map[string]int }
+
+var _ traits.Mapper = countsMap{}
+
+func (c countsMap) ConvertToNative(reflect.Type) (any, error) {
+	return nil, errors.New("session.counts cannot be converted")
+}
+
+func (c countsMap) ConvertToType(t ref.Type) ref.Val {
+	if t == types.TypeType {
+		return types.MapType
+	}
+	return types.NewErr("session.counts cannot be converted to %s", t.TypeName())
+}
+
+func (c countsMap) Equal(other ref.Val) ref.Val {
+	o, ok := other.(traits.Mapper)
+	if !ok || o.Size() != c.Size() {
+		return types.False
+	}
+	for k, n := range c.m {
+		if v, found := o.Find(types.String(k)); !found || v.Equal(types.Int(n)) != types.True {
+			return types.False
+		}
+	}
+	return types.True
+}
+
+func (c countsMap) Type() ref.Type { return types.MapType }
+func (c countsMap) Value() any     { return c.m }
+func (c countsMap) Size() ref.Val  { return types.Int(len(c.m)) }
+
+func (c countsMap) Contains(key ref.Val) ref.Val {
+	s, ok := key.(types.String)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(key)
+	}
+	_, found := c.m[string(s)]
+	return types.Bool(found)
+}
+
+func (c countsMap) Get(key ref.Val) ref.Val {
+	v, _ := c.Find(key)
+	return v
+}
+
+func (c countsMap) Find(key ref.Val) (ref.Val, bool) {
+	s, ok := key.(types.String)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(key), false
+	}
+	return types.Int(c.m[string(s)]), true
+}
+
+func (c countsMap) Iterator() traits.Iterator {
+	keys := slices.Sorted(maps.Keys(c.m))
+	return types.NewStringList(types.DefaultTypeAdapter, keys).(traits.Iterable).Iterator()
+}
