@@ -28,6 +28,7 @@ type Kind string
 const (
 	KindDecision Kind = "decision" // made before a call is forwarded, or for a rejected request
 	KindOutcome  Kind = "outcome"  // after a forwarded call finished
+	KindAlert    Kind = "alert"    // something an operator should look at (e.g. a changed tool definition)
 )
 
 // Decision values.
@@ -38,6 +39,7 @@ const (
 	Reject  = "reject"  // refused before a decision could be made (malformed, unauthenticated, limits)
 	Error   = "error"   // an internal or upstream failure
 	Forward = "forward" // outcome of a forwarded call
+	Alert   = "alert"   // an alert record
 )
 
 // Event is one audit record. docs/audit.md documents every field.
@@ -65,6 +67,7 @@ type Event struct {
 	ArgsDigest      string    `json:"args_digest,omitempty"` // SHA-256 of the raw arguments
 	Decision        string    `json:"decision"`
 	Rule            string    `json:"rule,omitempty"`
+	Labels          []string  `json:"labels,omitempty"` // the tool's sequence-policy labels
 	Reason          string    `json:"reason,omitempty"`
 	Status          int       `json:"status,omitempty"`
 	RequiredScopes  []string  `json:"required_scopes,omitempty"`

@@ -305,6 +305,9 @@ func (c *Config) validateRoutes(p *problems, issuers map[string]bool) {
 			p.add(key+".tool_pinning", "must be off, alert or block, not %q", r.ToolPinning)
 		}
 		for name, t := range r.Tools {
+			if len(t.Labels) > 16 || len(t.ResultLabels) > 16 {
+				p.add(key+".tools."+name, "at most 16 labels and 16 result_labels per tool")
+			}
 			for _, l := range append(slices.Clone(t.Labels), t.ResultLabels...) {
 				if !labelRE.MatchString(l) {
 					p.add(key+".tools."+name, "label %q must be 1-63 characters of a-z, 0-9 and _", l)
@@ -439,6 +442,12 @@ func (c *Config) validateSequence(p *problems) {
 	}
 	if h.IdleTimeout <= 0 || h.MaxEntries < 1 || h.MaxHistories < 1 {
 		p.add("sequence.history", "idle_timeout, max_entries and max_histories must be positive")
+	}
+	for i, r := range c.Sequence.Rules {
+		if b := r.Budget; b != nil && b.Window > h.IdleTimeout {
+			p.add(fmt.Sprintf("sequence.rules[%d].budget.window", i),
+				"%s is longer than sequence.history.idle_timeout (%s), which would forget the budget early", b.Window.D(), h.IdleTimeout.D())
+		}
 	}
 	for _, hd := range c.Sequence.RequestHeaders {
 		if err := checkForwardHeader(hd); err != nil {

@@ -5,10 +5,12 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,7 +30,9 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/secret"
 	"github.com/mcpgate/mcpgate/internal/session"
+	"github.com/mcpgate/mcpgate/internal/state"
 	"github.com/mcpgate/mcpgate/internal/tlsfiles"
+	"github.com/mcpgate/mcpgate/internal/toolpin"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
@@ -42,6 +46,8 @@ type Deps struct {
 	Audit audit.Sink
 	// UpstreamTransport overrides the transport to every upstream (tests).
 	UpstreamTransport http.RoundTripper
+	// Store keeps sequence-policy state. nil → an in-process store.
+	Store state.Store
 	// InsecureSkipAudienceCheck turns off the token audience check. It
 	// exists ONLY for tests that prove a behaviour depends on that check
 	// (the demo's story); no configuration key sets it.
@@ -50,19 +56,23 @@ type Deps struct {
 
 // Gateway serves every configured route.
 type Gateway struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	now      func() time.Time
-	authn    *authn.Authenticator
-	sessions *session.Store
-	streams  *session.Streams
-	limiter  *inbound.RateLimiter
-	audit    audit.Sink
-	origins  map[string]bool
-	trusted  []netip.Prefix
-	limits   inbound.Limits
-	routes   []*route
-	mux      *http.ServeMux
+	cfg          *config.Config
+	log          *slog.Logger
+	now          func() time.Time
+	authn        *authn.Authenticator
+	sessions     *session.Store
+	streams      *session.Streams
+	limiter      *inbound.RateLimiter
+	audit        audit.Sink
+	origins      map[string]bool
+	trusted      []netip.Prefix
+	limits       inbound.Limits
+	routes       []*route
+	mux          *http.ServeMux
+	pins         *toolpin.Pins    // fingerprints of upstream tool definitions
+	seq          *policy.Sequence // sequence rules, across routes
+	store        state.Store      // sequence histories and budgets
+	hasListRules bool             // some sequence rule filters tools/list
 
 	reqPrefix string
 	reqSeq    atomic.Uint64
@@ -70,17 +80,22 @@ type Gateway struct {
 
 // route is one protected MCP endpoint.
 type route struct {
-	g           *Gateway
-	name        string
-	path        string
-	resource    string // canonical resource URI: public base URL + path
-	metadataURL string // RFC 9728 path-inserted well-known URL
-	issuers     []string
-	audiences   []string // accepted in aud besides resource
-	hierarchy   *policy.Hierarchy
-	policy      *policy.Route
-	proxy       *upstream.Proxy
-	upstream    string // upstream host, for audit
+	g                                    *Gateway
+	name                                 string
+	path                                 string
+	resource                             string // canonical resource URI: public base URL + path
+	metadataURL                          string // RFC 9728 path-inserted well-known URL
+	issuers                              []string
+	audiences                            []string            // accepted in aud besides resource
+	labels                               map[string][]string // tool → configured labels
+	results                              map[string][]string // tool → labels its results add to the taint
+	tools                                toolBook            // what the upstream's tool lists taught us
+	pinMode                              toolpin.Mode
+	ignoreAnnotations, trustResultLabels bool
+	hierarchy                            *policy.Hierarchy
+	policy                               *policy.Route
+	proxy                                *upstream.Proxy
+	upstream                             string // upstream host, for audit
 }
 
 // Check validates cfg completely, including what only the stages can check
@@ -96,6 +111,9 @@ func Check(cfg *config.Config) error {
 		if _, err := policy.Compile(h, routePolicy(rc)); err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
 		}
+	}
+	if _, err := policy.CompileSequence(sequencePolicy(cfg.Sequence), time.Now); err != nil {
+		errs = append(errs, fmt.Errorf("sequence: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -161,6 +179,21 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		if g.audit, err = newAuditSink(cfg.Audit); err != nil {
 			return nil, err
 		}
+	}
+	if g.pins, err = toolpin.New(toolpin.Config{File: cfg.ToolPinsFile, Now: now, Logger: log}); err != nil {
+		return nil, fmt.Errorf("tool pins: %w", err)
+	}
+	if g.seq, err = policy.CompileSequence(sequencePolicy(cfg.Sequence), now); err != nil {
+		return nil, err
+	}
+	for _, r := range cfg.Sequence.Rules {
+		g.hasListRules = g.hasListRules || r.Phase == "list"
+	}
+	g.store = deps.Store
+	if g.store == nil {
+		hc := cfg.Sequence.History
+		g.store = state.NewMemory(state.MemoryConfig{MaxEntries: hc.MaxEntries, IdleTimeout: hc.IdleTimeout.D(),
+			MaxRecords: hc.MaxHistories, Now: now})
 	}
 	h, _ := policy.NewHierarchy(cfg.Scopes.Implies)
 	for _, rc := range cfg.Routes {
@@ -266,9 +299,20 @@ func (g *Gateway) newRoute(rc config.Route, h *policy.Hierarchy, tr http.RoundTr
 			issuers = append(issuers, as.Issuer)
 		}
 	}
+	labels, results := map[string][]string{}, map[string][]string{}
+	for name, t := range rc.Tools {
+		if t.Labels != nil {
+			labels[name] = t.Labels
+		}
+		if t.ResultLabels != nil {
+			results[name] = t.ResultLabels
+		}
+	}
 	return &route{
 		g: g, name: rc.Name, path: rc.Path, resource: resource, metadataURL: md,
-		issuers: issuers, audiences: rc.Audiences, hierarchy: h, policy: pol, proxy: proxy, upstream: target.Host,
+		issuers: issuers, audiences: rc.Audiences, labels: labels, results: results,
+		pinMode: toolpin.Mode(rc.ToolPinning), ignoreAnnotations: rc.IgnoreToolAnnotations,
+		trustResultLabels: rc.TrustResultLabels, hierarchy: h, policy: pol, proxy: proxy, upstream: target.Host,
 	}, nil
 }
 
@@ -292,6 +336,37 @@ func routePolicy(rc config.Route) policy.RouteConfig {
 		pc.Resources = append(pc.Resources, policy.ResourceRule{URI: r.URI, Scopes: r.Scopes, Arguments: argRules(r.Arguments), Deny: r.Deny})
 	}
 	return pc
+}
+
+// sequencePolicy maps the sequence configuration onto the policy stage's.
+func sequencePolicy(c config.Sequence) policy.SequenceConfig {
+	sc := policy.SequenceConfig{History: policy.HistoryConfig{Scope: c.History.Scope}}
+	match := func(m config.Match) policy.Matcher {
+		return policy.Matcher{Routes: m.Routes, Tools: m.Tools, Labels: m.Labels}
+	}
+	for _, r := range c.Rules {
+		rc := policy.RuleConfig{ID: r.ID, Description: r.Description, Phase: r.Phase, Action: r.Action,
+			Scope: r.Scope, Message: r.Message, When: r.When}
+		if f := r.Flow; f != nil {
+			rc.Flow = &policy.FlowRule{Taint: f.Taint, To: match(f.To)}
+		}
+		if o := r.Order; o != nil {
+			rc.Order = &policy.OrderRule{Call: match(o.Call), SameArguments: o.SameArguments}
+			if o.After != nil {
+				m := match(*o.After)
+				rc.Order.After = &m
+			}
+			if o.NeverAfter != nil {
+				m := match(*o.NeverAfter)
+				rc.Order.NeverAfter = &m
+			}
+		}
+		if b := r.Budget; b != nil {
+			rc.Budget = &policy.BudgetRule{Match: match(b.Match), Max: b.Max, Window: b.Window.D(), Per: b.Per}
+		}
+		sc.Rules = append(sc.Rules, rc)
+	}
+	return sc
 }
 
 func argRules(in map[string]config.ArgumentRule) map[string]policy.ArgRule {
@@ -337,4 +412,94 @@ func tlsMinVersion(v string) uint16 {
 		return tls.VersionTLS13
 	}
 	return tls.VersionTLS12
+}
+
+// DryCall is one tools/call decided without forwarding anything, for
+// `mcpgate policy test`: the same parsing, scope policy, pinning and
+// sequence rules as a real request, recorded in the gateway's store.
+type DryCall struct {
+	Route                     string
+	Issuer, Subject, ClientID string
+	Scopes                    []string
+	Tool                      string
+	Arguments                 json.RawMessage // a JSON object; nil → {}
+	SessionID, RunID          string
+	ClientIP                  string
+	Headers                   map[string]string
+	// Result, for an allowed call, plays its successful result: the
+	// tool's result_labels enter the run's taint.
+	Result bool
+}
+
+// DryDecision is the outcome of a DryCall.
+type DryDecision struct {
+	Decision string // allow, deny, step_up or reject (a malformed call)
+	Rule     string // the rule that decided
+	Reason   string // what the agent would be told
+	Required []string
+}
+
+// DryRun decides c as a tools/call on its route.
+func (g *Gateway) DryRun(ctx context.Context, c DryCall) (DryDecision, error) {
+	var rt *route
+	for _, r := range g.routes {
+		if r.name == c.Route {
+			rt = r
+		}
+	}
+	if rt == nil {
+		return DryDecision{}, fmt.Errorf("no route %q", c.Route)
+	}
+	args := c.Arguments
+	if args == nil {
+		args = json.RawMessage("{}")
+	}
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+		"params": map[string]any{"name": c.Tool, "arguments": args}})
+	if err != nil {
+		return DryDecision{}, fmt.Errorf("arguments: %w", err)
+	}
+	call, e := inbound.Parse(body, g.limits)
+	if e != nil {
+		return DryDecision{Decision: audit.Reject, Reason: e.Message}, nil
+	}
+	hdr := http.Header{}
+	for k, v := range c.Headers {
+		hdr.Set(k, v)
+	}
+	if c.RunID != "" && g.cfg.Sequence.History.RunIDHeader != "" {
+		hdr.Set(g.cfg.Sequence.History.RunIDHeader, c.RunID)
+	}
+	r := (&http.Request{Method: http.MethodPost, Header: hdr}).WithContext(ctx)
+	ip, _ := netip.ParseAddr(c.ClientIP)
+	x := &exchange{rt: rt, r: r, call: call, sessionID: c.SessionID, ip: ip,
+		principal: session.Principal{Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID},
+		grant:     rt.hierarchy.Expand(c.Scopes)}
+	rej := x.authorize()
+	d := DryDecision{Decision: audit.Allow, Rule: x.decision.RuleID}
+	if rej == nil && c.Result {
+		if err := x.learnResultLabels([]byte(`{}`)); err != nil {
+			return d, err
+		}
+	}
+	if rej != nil {
+		d = DryDecision{Decision: rej.decision, Rule: rej.rule, Reason: rej.message, Required: rej.required}
+		if rej.decision == audit.Error {
+			return d, fmt.Errorf("%s: %w", rej.reason, rej.cause)
+		}
+	}
+	return d, nil
+}
+
+// LearnToolAnnotations records a tool's MCP annotations (a JSON object), as
+// if its upstream had listed it, for DryRun.
+func (g *Gateway) LearnToolAnnotations(route, tool string, annotations json.RawMessage) error {
+	for _, rt := range g.routes {
+		if rt.name == route {
+			def, _ := json.Marshal(map[string]any{"name": tool, "annotations": annotations})
+			rt.tools.learn(tool, annotationLabels(def))
+			return nil
+		}
+	}
+	return fmt.Errorf("no route %q", route)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,6 +152,8 @@ func (x *exchange) needsResult() bool {
 	switch x.call.Msg.Method {
 	case "tools/list", "prompts/list", "resources/list", "resources/templates/list", "tasks/list", "initialize":
 		return true
+	case "tools/call":
+		return x.rt.trustResultLabels || len(x.rt.results[x.call.Name]) > 0 || x.call.CreatesTask
 	}
 	return x.call.CreatesTask
 }
@@ -179,7 +182,16 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 	}
 	g := x.rt.g
 	switch m := x.call.Msg.Method; m {
-	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+	case "tools/list":
+		out, n, err := x.filterTools(msg.Result)
+		if err != nil {
+			return nil, 0, err
+		}
+		if n == 0 {
+			return body, 0, nil
+		}
+		return jsonRPCResult(msg.ID, out), n, nil
+	case "prompts/list", "resources/list", "resources/templates/list":
 		out, n, err := x.rt.policy.Filter(m, msg.Result, x.grant)
 		if err != nil {
 			return nil, 0, err
@@ -188,6 +200,13 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 			return body, 0, nil
 		}
 		return jsonRPCResult(msg.ID, out), n, nil
+	case "tools/call":
+		if err := x.learnResultLabels(msg.Result); err != nil {
+			// The taint a result carries must be recorded before the
+			// agent sees the result: otherwise a later call could escape
+			// the rules it should meet.
+			return nil, 0, err
+		}
 	case "tasks/list":
 		out, n, err := x.filterTasks(msg.Result)
 		if err != nil || n == 0 {
@@ -297,4 +316,88 @@ func (x *exchange) filterTasks(result []byte) ([]byte, int, error) {
 	}
 	b.WriteString("}")
 	return []byte(b.String()), removed, nil
+}
+
+// filterTools filters a tools/list result: the upstream's definitions are
+// learnt (annotation labels, pins) first, then tools the caller may not use
+// (scopes), tools whose definition changed on a blocking route, and tools a
+// list-phase sequence rule hides are removed.
+func (x *exchange) filterTools(result []byte) ([]byte, int, error) {
+	hide, err := x.observeTools(result)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, n, err := x.rt.policy.Filter("tools/list", result, x.grant)
+	if err != nil {
+		return nil, 0, err
+	}
+	if g := x.rt.g; g.hasListRules {
+		visible, err := g.seq.ListFilter(x.r.Context(), g.store, x.sequenceCall())
+		if err != nil {
+			return nil, 0, fmt.Errorf("sequence policy state: %w", err)
+		}
+		list, _ := jsonrpc.Lookup(out, "tools")
+		for raw := range jsonrpc.Elements(list) {
+			nameRaw, _ := jsonrpc.Lookup(raw, "name")
+			name, err := jsonrpc.DecodeString(nameRaw)
+			if err != nil {
+				continue
+			}
+			if ok, _ := visible(name, x.rt.toolLabels(name)); !ok {
+				if hide == nil {
+					hide = map[string]bool{}
+				}
+				hide[name] = true
+			}
+		}
+	}
+	out, m := dropTools(out, hide)
+	return out, n + m, nil
+}
+
+// learnResultLabels adds the labels a tool's result carries to the run's
+// taint: the route's result_labels for the tool and, when the route trusts
+// them, labels the upstream put in the result's _meta. Error results add
+// none.
+func (x *exchange) learnResultLabels(result []byte) error {
+	if v, ok := jsonrpc.Lookup(result, "isError"); ok && string(v) == "true" {
+		return nil
+	}
+	labels := x.rt.results[x.call.Name]
+	if x.rt.trustResultLabels {
+		if meta, ok := jsonrpc.Lookup(result, "_meta"); ok && len(meta) > 0 && meta[0] == '{' {
+			if raw, ok := jsonrpc.Lookup(meta, resultLabelsKey); ok && len(raw) > 0 && raw[0] == '[' {
+				for e := range jsonrpc.Elements(raw) {
+					if l, err := jsonrpc.DecodeString(e); err == nil && validLabel(l) {
+						labels = append(slices.Clip(labels), l)
+					}
+				}
+			}
+		}
+	}
+	if len(labels) == 0 {
+		return nil
+	}
+	g := x.rt.g
+	if err := g.seq.AddResultLabels(context.WithoutCancel(x.r.Context()), g.store, x.sequenceCall(), labels); err != nil {
+		return fmt.Errorf("record result labels: %w", err)
+	}
+	return nil
+}
+
+// resultLabelsKey is the _meta key under which a trusted upstream attaches
+// labels to a tool result.
+const resultLabelsKey = "mcpgate.dev/labels"
+
+func validLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] < 'a' || l[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

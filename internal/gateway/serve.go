@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/session"
+	"github.com/mcpgate/mcpgate/internal/toolpin"
 )
 
 // exchange is one request on its way through the pipeline.
@@ -253,6 +255,27 @@ func (x *exchange) authorize() *rejection {
 	}
 	d := x.rt.policy.Decide(req)
 	x.decision = d
+	if d.Outcome == policy.Allow && x.call != nil && x.call.Msg.Method == "tools/call" {
+		if rej := x.checkPin(); rej != nil {
+			return rej
+		}
+		sd, err := x.rt.g.seq.Decide(x.r.Context(), x.rt.g.store, x.sequenceCall())
+		if err != nil {
+			return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
+				reason: "policy_state_unavailable", cause: err,
+				message: "the gateway cannot reach its policy state, so the call was not forwarded; try again later"}
+		}
+		if sd.Outcome != policy.Allow || sd.RuleID != "" {
+			x.decision = sd
+			d = sd
+		}
+	}
+	return x.rejectionFor(d)
+}
+
+// rejectionFor turns a policy decision into the answer to the client, or
+// nil when it allows the request.
+func (x *exchange) rejectionFor(d policy.Decision) *rejection {
 	switch d.Outcome {
 	case policy.Allow:
 		return nil
@@ -262,7 +285,7 @@ func (x *exchange) authorize() *rejection {
 			status: http.StatusForbidden, code: codeInsufficientScope, decision: audit.StepUp,
 			reason: "insufficient_scope", rule: d.RuleID, required: d.Required,
 			message: "insufficient scope: this request needs " + strings.Join(d.Required, " ") +
-				"; re-authorize with the scopes in the WWW-Authenticate header",
+				"; re-authorize with the scopes in the WWW-Authenticate header" + reasonSuffix(d),
 			challenge: authn.Challenge{
 				ResourceMetadata: x.rt.metadataURL, Scopes: scopes,
 				Error: "insufficient_scope", Description: "this request needs " + strings.Join(d.Required, " "),
@@ -276,6 +299,54 @@ func (x *exchange) authorize() *rejection {
 		return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "policy",
 			rule: d.RuleID, message: "denied by gateway policy: " + d.Reason}
 	}
+}
+
+// reasonSuffix adds a sequence rule's explanation to a step-up message.
+func reasonSuffix(d policy.Decision) string {
+	if !strings.HasPrefix(d.RuleID, "seq:") || d.Reason == "" {
+		return ""
+	}
+	return " (" + d.Reason + ")"
+}
+
+// sequenceCall describes this request to the sequence policy.
+func (x *exchange) sequenceCall() policy.Call {
+	c := policy.Call{
+		Issuer: x.principal.Issuer, Subject: x.principal.Subject, ClientID: x.principal.ClientID,
+		Grant: x.grant, Route: x.rt.name, SessionID: x.sessionID, ClientIP: x.ip.String(),
+	}
+	hc := x.rt.g.cfg.Sequence
+	if hc.History.RunIDHeader != "" {
+		c.RunID = x.r.Header.Get(hc.History.RunIDHeader)
+	}
+	if len(hc.RequestHeaders) > 0 {
+		c.Headers = make(map[string]string, len(hc.RequestHeaders))
+		for _, h := range hc.RequestHeaders {
+			if v := x.r.Header.Get(h); v != "" {
+				c.Headers[strings.ToLower(h)] = v
+			}
+		}
+	}
+	if x.call != nil && x.call.Msg.Method == "tools/call" {
+		c.Tool, c.Args, c.Labels = x.call.Name, x.call.Arguments, x.rt.toolLabels(x.call.Name)
+	}
+	return c
+}
+
+// checkPin refuses a call to a tool whose definition changed since it was
+// pinned, when the route blocks changed tools.
+func (x *exchange) checkPin() *rejection {
+	rt := x.rt
+	if rt.pinMode != toolpin.ModeBlock {
+		return nil
+	}
+	err := toolpin.Decide(rt.pinMode, rt.g.pins.Status(rt.name, x.call.Name), false)
+	if err == nil {
+		return nil
+	}
+	return &rejection{status: http.StatusOK, code: codeDenied, decision: audit.Deny, reason: "policy", rule: "pin:changed",
+		message: "denied by gateway policy: the definition of tool " + strconvQuote(x.call.Name) +
+			" changed since it was approved; an operator must review and approve it before it can be used"}
 }
 
 // completionRequest authorizes completion/complete like fetching the prompt
@@ -388,6 +459,9 @@ func (x *exchange) baseEvent() *audit.Event {
 		case "prompts/get":
 			ev.Prompt = c.Name
 		}
+		if c.Msg.Method == "tools/call" {
+			ev.Labels = x.rt.toolLabels(c.Name)
+		}
 		ev.Resource = c.URI
 		if c.RawArguments != nil {
 			sum := sha256.Sum256(c.RawArguments)
@@ -413,4 +487,11 @@ func union(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+func strconvQuote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strconv.Quote(s)
 }

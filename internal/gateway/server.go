@@ -51,6 +51,7 @@ func (g *Gateway) Run(ctx context.Context, l net.Listener) error {
 	authCtx, stopAuth := context.WithCancel(ctx)
 	defer stopAuth()
 	go g.authn.Run(authCtx)
+	go g.watchPins(authCtx)
 
 	useTLS := srv.TLSConfig != nil // read before Serve, which may set it
 	errc := make(chan error, 1)

@@ -1,0 +1,219 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/toolpin"
+)
+
+// This file keeps what mcpgate learns from the tool lists upstreams
+// return: each tool's annotations (which seed its sequence-policy labels)
+// and its definition's fingerprint (tool pinning, the "rug pull" defence).
+
+// maxLearntTools bounds the annotation labels remembered per route.
+const maxLearntTools = 10000
+
+// toolBook is one route's knowledge of its upstream's tools.
+type toolBook struct {
+	mu     sync.RWMutex        // guards labels
+	labels map[string][]string // tool → labels seeded from its annotations
+}
+
+func (b *toolBook) learnt(tool string) []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.labels[tool]
+}
+
+func (b *toolBook) learn(tool string, labels []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.labels == nil {
+		b.labels = map[string][]string{}
+	}
+	if _, ok := b.labels[tool]; !ok && len(b.labels) >= maxLearntTools {
+		return
+	}
+	b.labels[tool] = labels
+}
+
+// toolLabels returns the labels of a tool on this route: the configured
+// ones when there are any, else those seeded from its annotations.
+func (rt *route) toolLabels(tool string) []string {
+	if l, ok := rt.labels[tool]; ok {
+		return l
+	}
+	if rt.ignoreAnnotations {
+		return nil
+	}
+	return rt.tools.learnt(tool)
+}
+
+// observeTools learns from one tools/list result of the upstream, before
+// it is filtered: annotation labels, and pins. It returns the names of
+// tools to hide because their definition changed and the route blocks
+// changed tools.
+func (x *exchange) observeTools(result []byte) (hide map[string]bool, err error) {
+	rt := x.rt
+	list, ok := jsonrpc.Lookup(result, "tools")
+	if !ok || len(list) == 0 || list[0] != '[' {
+		return nil, nil // policy.Filter fails closed on a malformed list
+	}
+	var defs [][]byte
+	for raw := range jsonrpc.Elements(list) {
+		defs = append(defs, raw)
+		nameRaw, _ := jsonrpc.Lookup(raw, "name")
+		name, err := jsonrpc.DecodeString(nameRaw)
+		if err != nil || name == "" {
+			continue
+		}
+		if !rt.ignoreAnnotations {
+			rt.tools.learn(name, annotationLabels(raw))
+		}
+	}
+	if rt.pinMode == toolpin.ModeOff {
+		return nil, nil
+	}
+	changes, err := rt.g.pins.Observe(rt.name, defs)
+	if err != nil && !errors.Is(err, toolpin.ErrPersist) {
+		if rt.pinMode == toolpin.ModeBlock {
+			return nil, fmt.Errorf("tool pinning: %w", err)
+		}
+		rt.g.log.LogAttrs(x.r.Context(), slog.LevelWarn, "tool pinning could not read a tool list",
+			slog.String("route", rt.name), slog.String("error", err.Error()))
+		return nil, nil
+	}
+	if err != nil {
+		rt.g.log.LogAttrs(x.r.Context(), slog.LevelError, "tool pins could not be saved",
+			slog.String("route", rt.name), slog.String("error", err.Error()))
+		if rt.pinMode == toolpin.ModeBlock {
+			return nil, fmt.Errorf("tool pinning: %w", err)
+		}
+	}
+	for _, c := range changes {
+		if c.FirstSeen || c.Repeated {
+			continue
+		}
+		x.alertToolChanged(c)
+	}
+	if rt.pinMode != toolpin.ModeBlock {
+		return nil, nil
+	}
+	for _, c := range changes {
+		if rt.g.pins.Status(rt.name, c.Tool) == toolpin.Changed {
+			if hide == nil {
+				hide = map[string]bool{}
+			}
+			hide[c.Tool] = true
+		}
+	}
+	return hide, nil
+}
+
+// alertToolChanged records that an upstream changed a pinned tool.
+func (x *exchange) alertToolChanged(c toolpin.Change) {
+	ev := x.event(audit.KindAlert)
+	ev.Decision, ev.Reason, ev.Rule, ev.Tool = audit.Alert, "tool_definition_changed", "pin", c.Tool
+	ev.Method = "tools/list"
+	if err := x.rt.g.audit.Write(context.WithoutCancel(x.r.Context()), ev); err != nil {
+		x.rt.g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit write failed for an alert", slog.String("error", err.Error()))
+	}
+	x.rt.g.log.LogAttrs(x.r.Context(), slog.LevelWarn, "upstream tool definition changed since it was pinned",
+		slog.String("route", x.rt.name), slog.String("tool", c.Tool), slog.String("pinned", c.Old), slog.String("now", c.New))
+}
+
+// annotationLabels reads a tool definition's annotations.
+func annotationLabels(tool []byte) []string {
+	ann, ok := jsonrpc.Lookup(tool, "annotations")
+	if !ok || len(ann) == 0 || ann[0] != '{' {
+		return nil
+	}
+	hint := func(name string) *bool {
+		v, ok := jsonrpc.Lookup(ann, name)
+		if !ok {
+			return nil
+		}
+		switch string(v) {
+		case "true":
+			t := true
+			return &t
+		case "false":
+			f := false
+			return &f
+		}
+		return nil
+	}
+	return policy.AnnotationLabels(hint("readOnlyHint"), hint("destructiveHint"), hint("openWorldHint"))
+}
+
+// dropTools removes the named tools from a tools/list result.
+func dropTools(result []byte, hide map[string]bool) ([]byte, int) {
+	list, ok := jsonrpc.Lookup(result, "tools")
+	if !ok || len(hide) == 0 {
+		return result, 0
+	}
+	var keep []string
+	n := 0
+	for raw := range jsonrpc.Elements(list) {
+		nameRaw, _ := jsonrpc.Lookup(raw, "name")
+		if name, err := jsonrpc.DecodeString(nameRaw); err == nil && hide[name] {
+			n++
+			continue
+		}
+		keep = append(keep, string(raw))
+	}
+	if n == 0 {
+		return result, 0
+	}
+	var b strings.Builder
+	b.WriteString(`{"tools":[`)
+	b.WriteString(strings.Join(keep, ","))
+	b.WriteString("]")
+	for k, v := range jsonrpc.Members(result) {
+		if k != "tools" {
+			b.WriteString(",")
+			b.Write(mustJSON(k))
+			b.WriteString(":")
+			b.Write(v)
+		}
+	}
+	b.WriteString("}")
+	return []byte(b.String()), n
+}
+
+// watchPins re-reads the pins file when it changes (an operator approved a
+// changed tool with `mcpgate pins approve`), until ctx is done.
+func (g *Gateway) watchPins(ctx context.Context) {
+	path := g.cfg.ToolPinsFile
+	if path == "" {
+		return
+	}
+	var last time.Time
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(path)
+		if err != nil || fi.ModTime().Equal(last) {
+			continue
+		}
+		last = fi.ModTime()
+		if err := g.pins.Reload(); err != nil {
+			g.log.Error("tool pins file could not be reloaded; keeping the last good pins", slog.String("error", err.Error()))
+		}
+	}
+}
