@@ -33,6 +33,8 @@ Usage:
                                        authorization server, two MCP servers, mcpgate
   mcpgate dev-idp --resource URL ...   the development authorization server alone
                                        (DEVELOPMENT ONLY)
+  mcpgate policy test FILE...          run policy scenario files (no network)
+  mcpgate pins list|approve ...        review and approve changed tool definitions
   mcpgate version                      print the version
 
 Documentation: docs/config.md, docs/security.md
@@ -56,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return demoCmd(args[1:], stdout, stderr)
 	case "dev-idp":
 		return devIdPCmd(args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(args[1:], stdout, stderr)
+	case "pins":
+		return pinsCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "mcpgate", version())
 		return 0
