@@ -175,7 +175,7 @@ func gatewayConfig(base, issuer, docsUpstream, mailUpstream string) *config.Conf
 				RequiredScopes: []string{"docs:read"},
 				Tools: map[string]config.ItemRule{
 					"list_documents":  {},
-					"read_document":   {},
+					"read_document":   {Labels: []string{"private_data"}},
 					"update_document": {Scopes: []string{"docs:write"}},
 				},
 			},
@@ -184,11 +184,22 @@ func gatewayConfig(base, issuer, docsUpstream, mailUpstream string) *config.Conf
 				Upstream:       config.Upstream{URL: mailUpstream},
 				RequiredScopes: []string{"mail:send"},
 				Tools: map[string]config.ItemRule{
-					"send_message": {},
+					"send_message": {Labels: []string{"egress"}},
 					"list_outbox":  {},
 				},
 			},
 		},
+		// The agent's run spans both routes: reading private documents
+		// on docs, then mailing them out of the company on mail, is a
+		// chain no single call shows.
+		Sequence: config.Sequence{Rules: []config.SequenceRule{{
+			ID:          "no-external-mail-after-private-read",
+			Description: "Private data must not leave the company by mail.",
+			When: `call.tool == "send_message" && "private_data" in session.taint && ` +
+				`!string(call.args.to).endsWith("@example.com")`,
+			Message: "this run has read private documents, so mail may only go to @example.com addresses; " +
+				"send it internally instead",
+		}}},
 		// The development authorization server speaks plain http on
 		// loopback; production issuers must use https.
 		Development: config.Development{InsecureAllowHTTPLoopback: true},

