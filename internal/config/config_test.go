@@ -88,6 +88,10 @@ func TestRejects(t *testing.T) {
     upstream: {url: "http://mail:7001/mcp"}
     audiences: [api://shared, https://mcp.example.com/servers/docs/mcp]`, 1),
 			[]string{`"api://shared" is already the audience of route "docs"`, `"https://mcp.example.com/servers/docs/mcp" is already the audience of route "docs"`}},
+		{"budget window beyond the history timeout", minimal + "sequence:\n  history: {idle_timeout: 10m}\n  rules: [{id: b, budget: {match: {tools: [x]}, max: 1, window: 1h}}]\n",
+			[]string{"longer than sequence.history.idle_timeout"}},
+		{"bad history scope and label", strings.Replace(minimal, "    upstream:", "    tools: {t: {labels: [Private-Data]}}\n    tool_pinning: maybe\n    upstream:", 1) + "sequence: {history: {scope: everyone}}\n",
+			[]string{"must be principal, subject or session", `label "Private-Data"`, "must be off, alert or block"}},
 		{"two introspecting issuers on one route", strings.Replace(minimal, "  - issuer: https://auth.example.com", `  - issuer: https://auth.example.com
     introspection: {client_id: gw, client_secret_file: /s}
   - issuer: https://idp2.example.com
