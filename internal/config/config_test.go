@@ -92,6 +92,7 @@ func TestRejects(t *testing.T) {
 			[]string{"longer than sequence.history.idle_timeout"}},
 		{"bad history scope and label", strings.Replace(minimal, "    upstream:", "    tools: {t: {labels: [Private-Data]}}\n    tool_pinning: maybe\n    upstream:", 1) + "sequence: {history: {scope: everyone}}\n",
 			[]string{"must be principal, subject or session", `label "Private-Data"`, "must be off, alert or block"}},
+		{"block pinning without a pins file", strings.Replace(minimal, "    upstream:", "    tool_pinning: block\n    upstream:", 1), []string{"block needs tool_pins_file"}},
 		{"two introspecting issuers on one route", strings.Replace(minimal, "  - issuer: https://auth.example.com", `  - issuer: https://auth.example.com
     introspection: {client_id: gw, client_secret_file: /s}
   - issuer: https://idp2.example.com

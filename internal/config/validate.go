@@ -300,7 +300,11 @@ func (c *Config) validateRoutes(p *problems, issuers map[string]bool) {
 			}
 		}
 		switch r.ToolPinning {
-		case "off", "alert", "block":
+		case "off", "alert":
+		case "block":
+			if c.ToolPinsFile == "" {
+				p.add(key+".tool_pinning", "block needs tool_pins_file: approvals are made in that file, and without it a restart would trust a changed tool on first use")
+			}
 		default:
 			p.add(key+".tool_pinning", "must be off, alert or block, not %q", r.ToolPinning)
 		}
@@ -310,7 +314,7 @@ func (c *Config) validateRoutes(p *problems, issuers map[string]bool) {
 			}
 			for _, l := range append(slices.Clone(t.Labels), t.ResultLabels...) {
 				if !labelRE.MatchString(l) {
-					p.add(key+".tools."+name, "label %q must be 1-63 characters of a-z, 0-9 and _", l)
+					p.add(key+".tools."+name, "label %q must be 1-64 characters of a-z, 0-9, _ . : and -", l)
 				}
 			}
 		}
@@ -424,7 +428,8 @@ func isLoopbackHost(h string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-var labelRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+// labelRE is policy.ValidLabel's charset: lowercase, digits, _ . : -.
+var labelRE = regexp.MustCompile(`^[a-z0-9_.:-]{1,64}$`)
 
 // validateSequence checks what the config layer can; the rules themselves
 // (matchers, CEL) are compiled by the policy stage (gateway.Check).

@@ -196,7 +196,7 @@ func gatewayConfig(base, issuer, docsUpstream, mailUpstream string) *config.Conf
 			ID:          "no-external-mail-after-private-read",
 			Description: "Private data must not leave the company by mail.",
 			When: `call.tool == "send_message" && "private_data" in session.taint && ` +
-				`!string(call.args.to).endsWith("@example.com")`,
+				`(!string(call.args.to).matches('^[A-Za-z0-9._%+-]+@example\\.com$') || has(call.args.cc) || has(call.args.bcc))`,
 			Message: "this run has read private documents, so mail may only go to @example.com addresses; " +
 				"send it internally instead",
 		}}},

@@ -426,9 +426,6 @@ type DryCall struct {
 	SessionID, RunID          string
 	ClientIP                  string
 	Headers                   map[string]string
-	// Result, for an allowed call, plays its successful result: the
-	// tool's result_labels enter the run's taint.
-	Result bool
 }
 
 // DryDecision is the outcome of a DryCall.
@@ -477,11 +474,6 @@ func (g *Gateway) DryRun(ctx context.Context, c DryCall) (DryDecision, error) {
 		grant:     rt.hierarchy.Expand(c.Scopes)}
 	rej := x.authorize()
 	d := DryDecision{Decision: audit.Allow, Rule: x.decision.RuleID}
-	if rej == nil && c.Result {
-		if err := x.learnResultLabels([]byte(`{}`)); err != nil {
-			return d, err
-		}
-	}
 	if rej != nil {
 		d = DryDecision{Decision: rej.decision, Rule: rej.rule, Reason: rej.message, Required: rej.required}
 		if rej.decision == audit.Error {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -61,7 +60,10 @@ func (x *exchange) forward() {
 		},
 		Done: func(n int64, err error) { relayed, copyErr = n, err },
 	}
-	if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.needsResult() {
+	if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest {
+		// Every JSON answer is checked to be the answer to this request
+		// (clients route answers by id, whatever stream or body they come
+		// in), and transformed when the method needs it.
 		hooks.JSON = func(body []byte) ([]byte, error) {
 			out, n, err := x.transform(body, newSID)
 			filtered += n
@@ -153,7 +155,7 @@ func (x *exchange) needsResult() bool {
 	case "tools/list", "prompts/list", "resources/list", "resources/templates/list", "tasks/list", "initialize":
 		return true
 	case "tools/call":
-		return x.rt.trustResultLabels || len(x.rt.results[x.call.Name]) > 0 || x.call.CreatesTask
+		return x.rt.trustResultLabels || x.call.CreatesTask
 	}
 	return x.call.CreatesTask
 }
@@ -164,20 +166,19 @@ func (x *exchange) needsResult() bool {
 func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 	msg, err := jsonrpc.Decode(body, jsonrpc.Limits{MaxDepth: x.rt.g.limits.MaxDepth})
 	if err != nil {
-		if x.mustFilter() {
-			return nil, 0, fmt.Errorf("cannot inspect the upstream's %s result: %w", x.call.Msg.Method, err)
-		}
-		return body, 0, nil
+		// What mcpgate cannot read, it cannot vouch for: a lenient client
+		// might still read an answer (to any of its requests) in it.
+		return nil, 0, fmt.Errorf("cannot inspect the upstream's answer to %s: %w", x.call.Msg.Method, err)
 	}
-	if msg.Kind != jsonrpc.KindResult {
-		return body, 0, nil
+	if msg.Kind != jsonrpc.KindResult && msg.Kind != jsonrpc.KindError {
+		return nil, 0, fmt.Errorf("the upstream's answer to %s is not a JSON-RPC response", x.call.Msg.Method)
 	}
 	if !msg.ID.Equal(x.call.Msg.ID) {
-		if x.mustFilter() {
-			// Unfiltered: an upstream that rounds a large numeric id, or
-			// answers another request, must not carry a list past policy.
-			return nil, 0, fmt.Errorf("the upstream's %s result answers another request id", x.call.Msg.Method)
-		}
+		// Clients route answers by id: an answer to another request (or
+		// an id an upstream rounded) would reach it unfiltered.
+		return nil, 0, fmt.Errorf("the upstream's answer to %s carries another request id", x.call.Msg.Method)
+	}
+	if msg.Kind == jsonrpc.KindError || !x.needsResult() {
 		return body, 0, nil
 	}
 	g := x.rt.g
@@ -232,9 +233,10 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 	return body, 0, nil
 }
 
-// inspectsResult reports whether this request's answer must be filtered.
+// inspectsResult reports whether this request's answer is inspected: every
+// request's is (its id at least), so it must come as JSON or SSE.
 func (x *exchange) inspectsResult() bool {
-	return x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.mustFilter()
+	return x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest
 }
 
 // mediaType returns the lower-case media type of a Content-Type value.
@@ -245,39 +247,38 @@ func mediaType(ct string) string {
 	return strings.ToLower(strings.TrimSpace(ct))
 }
 
-// mustFilter reports whether an unreadable answer must fail closed.
-func (x *exchange) mustFilter() bool {
-	switch x.call.Msg.Method {
-	case "tools/list", "prompts/list", "resources/list", "resources/templates/list", "tasks/list":
-		return true
-	}
-	return false
-}
-
 // observeEvent handles one SSE event: the answer to this request goes
 // through transform; a server request (sampling, elicitation) is recorded
 // so the client may answer it on this session.
 func (x *exchange) observeEvent(data []byte, sid string) ([]byte, int, error) {
 	msg, err := jsonrpc.Decode(data, jsonrpc.Limits{MaxDepth: x.rt.g.limits.MaxDepth})
 	if err != nil {
-		if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.mustFilter() {
-			return nil, 0, fmt.Errorf("cannot inspect an upstream event: %w", err)
-		}
-		return nil, 0, nil
+		// An event mcpgate cannot read is dropped: a lenient client might
+		// read an answer to one of its requests in it.
+		return []byte{}, 0, nil // dropped whole
 	}
+	isRequest := x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest
 	switch msg.Kind {
 	case jsonrpc.KindRequest:
 		if sid != "" {
 			x.rt.g.sessions.AddPending(sid, string(msg.ID.Raw()))
 		}
-	case jsonrpc.KindResult:
-		if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest && x.needsResult() {
-			out, n, err := x.transform(data, sid)
-			if err != nil || n == 0 {
-				return nil, 0, err
-			}
-			return out, n, nil
+	case jsonrpc.KindResult, jsonrpc.KindError:
+		// Only the answer to this stream's own request passes, inspected
+		// like a JSON answer; an answer on a GET stream, or to another
+		// request, is dropped (clients route answers by id, whatever the
+		// stream, so it would skip the filters of its own request).
+		if !isRequest || !msg.ID.Equal(x.call.Msg.ID) {
+			return []byte{}, 0, nil // dropped whole
 		}
+		if msg.Kind == jsonrpc.KindError || !x.needsResult() {
+			return nil, 0, nil
+		}
+		out, n, err := x.transform(data, sid)
+		if err != nil || n == 0 {
+			return nil, 0, err
+		}
+		return out, n, nil
 	}
 	return nil, 0, nil
 }
@@ -355,21 +356,17 @@ func (x *exchange) filterTools(result []byte) ([]byte, int, error) {
 	return out, n + m, nil
 }
 
-// learnResultLabels adds the labels a tool's result carries to the run's
-// taint: the route's result_labels for the tool and, when the route trusts
-// them, labels the upstream put in the result's _meta. Error results add
-// none.
+// learnResultLabels adds the labels a trusted upstream put in a result's
+// _meta to the run's taint. (A tool's configured result_labels were
+// recorded when the call was allowed.)
 func (x *exchange) learnResultLabels(result []byte) error {
-	if v, ok := jsonrpc.Lookup(result, "isError"); ok && string(v) == "true" {
-		return nil
-	}
-	labels := x.rt.results[x.call.Name]
+	var labels []string
 	if x.rt.trustResultLabels {
 		if meta, ok := jsonrpc.Lookup(result, "_meta"); ok && len(meta) > 0 && meta[0] == '{' {
 			if raw, ok := jsonrpc.Lookup(meta, resultLabelsKey); ok && len(raw) > 0 && raw[0] == '[' {
 				for e := range jsonrpc.Elements(raw) {
-					if l, err := jsonrpc.DecodeString(e); err == nil && validLabel(l) {
-						labels = append(slices.Clip(labels), l)
+					if l, err := jsonrpc.DecodeString(e); err == nil && validLabel(l) && len(labels) < 16 {
+						labels = append(labels, l)
 					}
 				}
 			}

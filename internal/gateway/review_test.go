@@ -71,3 +71,43 @@ func TestDuplicateVersionHeaderRefused(t *testing.T) {
 	h.expectReject(t, rawReq{token: tok, version: "-", header: http.Header{"Mcp-Protocol-Version": {"2025-11-25", "2025-06-18"}}},
 		rejectWant{status: 400, code: -32600, id: "7", decision: audit.Reject, reason: "version_header"})
 }
+
+// TestForeignAnswersDropped: clients route answers by id whatever the
+// stream they arrive on, so an upstream must not deliver an answer (say, an
+// unfiltered tool list) under another request's stream, on a GET stream,
+// or wrapped in JSON mcpgate cannot read.
+func TestForeignAnswersDropped(t *testing.T) {
+	poison := `{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"delete_everything","description":"POISONED","inputSchema":{"type":"object"}}]}}`
+	var mode string
+	h := newHarness(t, harnessOptions{wrapUpstream: func(route string, next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if mode == "" || !strings.Contains(string(body), `"tools/call"`) {
+				r.Body = io.NopCloser(strings.NewReader(string(body)))
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			switch mode {
+			case "other id":
+				io.WriteString(w, "data: "+poison+"\n\n")
+			case "unreadable":
+				io.WriteString(w, "data: "+strings.Replace(poison, `"id":8`, `"id":8,"ID":8`, 1)+"\n\n")
+			}
+			io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[]}}\n\n")
+		})
+	}})
+	tok := h.token("docs", "docs:read")
+	for _, m := range []string{"other id", "unreadable"} {
+		t.Run(m, func(t *testing.T) {
+			mode = m
+			resp := h.do(rawReq{token: tok})
+			if strings.Contains(string(resp.body), "POISONED") {
+				t.Fatalf("a foreign answer reached the client: %s", resp.body)
+			}
+			if !strings.Contains(string(resp.body), `"id":7`) {
+				t.Errorf("the request's own answer was lost: %d %s", resp.status, resp.body)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,8 +166,12 @@ func TestResultLabels(t *testing.T) {
 // refused on a blocking route until it is approved; the change is audited.
 func TestToolPinningBlocks(t *testing.T) {
 	var rug atomic.Bool
+	pinsDir := t.TempDir()
 	h := newHarness(t, harnessOptions{
-		configure: func(c *config.Config) { c.Routes[0].ToolPinning = "block" },
+		configure: func(c *config.Config) {
+			c.Routes[0].ToolPinning = "block"
+			c.ToolPinsFile = filepath.Join(pinsDir, "pins.json")
+		},
 		wrapUpstream: func(route string, next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if !rug.Load() || route != "docs" {
@@ -199,6 +204,11 @@ func TestToolPinningBlocks(t *testing.T) {
 			n = append(n, tl.Name)
 		}
 		return strings.Join(n, ",")
+	}
+	// A tool never listed through the gateway is refused on a blocking
+	// route: its definition was never seen, so it was never pinned.
+	if err := call(t, docs, "search", map[string]any{"text": "x"}); err == nil || !strings.Contains(err.Error(), "call tools/list first") {
+		t.Fatalf("call before any list: %v", err)
 	}
 	if !strings.Contains(names(), "search") {
 		t.Fatal("search not listed before the change")

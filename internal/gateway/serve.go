@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -269,6 +270,16 @@ func (x *exchange) authorize() *rejection {
 			x.decision = sd
 			d = sd
 		}
+		// What the tool's results bring in enters the taint now, with the
+		// call: whatever the result turns out to be (an error page can carry
+		// an injection too), and however it reaches the client.
+		if labels := x.rt.results[x.call.Name]; d.Outcome == policy.Allow && len(labels) > 0 {
+			if err := x.rt.g.seq.AddResultLabels(x.r.Context(), x.rt.g.store, x.sequenceCall(), labels); err != nil {
+				return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
+					reason: "policy_state_unavailable", cause: err,
+					message: "the gateway cannot reach its policy state, so the call was not forwarded; try again later"}
+			}
+		}
 	}
 	return x.rejectionFor(d)
 }
@@ -340,9 +351,14 @@ func (x *exchange) checkPin() *rejection {
 	if rt.pinMode != toolpin.ModeBlock {
 		return nil
 	}
-	err := toolpin.Decide(rt.pinMode, rt.g.pins.Status(rt.name, x.call.Name), false)
+	err := toolpin.Decide(rt.pinMode, rt.g.pins.Status(rt.name, x.call.Name), true)
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, toolpin.ErrUnknown) {
+		return &rejection{status: http.StatusOK, code: codeDenied, decision: audit.Deny, reason: "policy", rule: "pin:unknown",
+			message: "denied by gateway policy: tool " + strconvQuote(x.call.Name) +
+				" has not been listed through this gateway yet; call tools/list first"}
 	}
 	return &rejection{status: http.StatusOK, code: codeDenied, decision: audit.Deny, reason: "policy", rule: "pin:changed",
 		message: "denied by gateway policy: the definition of tool " + strconvQuote(x.call.Name) +

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
@@ -327,8 +328,22 @@ func stringList(s []string) ref.Val { return types.NewStringList(types.DefaultTy
 // values).
 func celErrText(err error) string {
 	s := strings.TrimSpace(err.Error())
+	// Only messages that name parts of the rule (a key, an operator) are
+	// told to the agent; any other may quote a value — an argument, a
+	// header a proxy set — and is reduced to its kind.
+	switch {
+	case strings.HasPrefix(s, "no such key:"), strings.HasPrefix(s, "no such overload"),
+		strings.HasPrefix(s, "no such attribute"), strings.Contains(s, "cost limit exceeded"),
+		strings.HasPrefix(s, "index out of bounds"), strings.HasPrefix(s, "division by zero"), strings.HasPrefix(s, "modulus by zero"):
+	default:
+		return "a value it reads is missing or of the wrong type"
+	}
 	if len(s) > 160 {
-		s = s[:160] + "..."
+		cut := 160
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
 	var b strings.Builder
 	for _, r := range s {

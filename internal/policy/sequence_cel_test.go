@@ -99,7 +99,7 @@ func TestCELErrorsDeny(t *testing.T) {
 		{`session.history[5].tool == "x"`, nil, "index out of bounds: 5"},
 		{`call.args.missing == "x"`, nil, "no such key: missing"},
 		{`int(call.args.to) > 0`, nil, "could not be evaluated"},
-		{`timestamp(call.args.to + "\n\u202e") > now`, nil, `x@example.com\n\u202e`}, // escaped in the reason
+		{`timestamp(call.args.to + "\n\u202e") > now`, nil, `a value it reads is missing or of the wrong type`}, // the value is never echoed
 		{`1 / (size(call.labels) - 1) == 0`, nil, "division by zero"},
 		// Nested scans of a long history exceed the cost limit.
 		{`session.history.exists(i, h, h.tool == "read_secret" && session.history.exists(j, k, j > i && "untrusted_input" in k.labels))`, longHistory, "cost limit exceeded"},
@@ -220,9 +220,11 @@ func TestCELHistoryView(t *testing.T) {
 
 func TestCELErrText(t *testing.T) {
 	for in, want := range map[string]string{
-		"no such key: x":               "no such key: x",
-		"bad \n\u202e\x00 value \"q\"": `bad \n\u202e\x00 value "q"`,
-		strings.Repeat("é", 100):       strings.Repeat(`\u00e9`, 80) + "...",
+		"no such key: x":                               "no such key: x",
+		"no such key: \n\u202e\x00":                    `no such key: \n\u202e\x00`,
+		"no such key: " + strings.Repeat("é", 100):     "no such key: " + strings.Repeat(`\u00e9`, 73) + "...",
+		`invalid RFC 3339 timestamp "SECRET-TS"`:       "a value it reads is missing or of the wrong type",
+		`type conversion error from 'string' to 'int'`: "a value it reads is missing or of the wrong type",
 	} {
 		if got := celErrText(errors.New(in)); got != want {
 			t.Errorf("celErrText(%q) = %q, want %q", in, got, want)

@@ -114,7 +114,7 @@ func (p *orderProbe) value(r *seqRule) string {
 func (p *orderProbe) seenIn(list []string, r *seqRule) bool {
 	want := "*"
 	for _, v := range list {
-		if len(r.same) > 0 && v == string(p.digest[:]) || len(r.same) == 0 && v == want {
+		if len(r.same) > 0 && v == string(p.digest[:]) || (len(r.same) == 0 || r.never) && v == want {
 			return true
 		}
 	}
@@ -350,16 +350,29 @@ func (d *decideRun) record(h *state.History, cs []*state.Counter) {
 	if h.Counts == nil {
 		h.Counts = map[string]int{}
 	}
-	h.Counts[c.Route+"/"+c.Tool]++
+	if k := c.Route + "/" + c.Tool; len(h.Counts) < maxCounts || h.Counts[k] > 0 {
+		h.Counts[k]++ // bounded: beyond maxCounts distinct tools, new ones are not counted
+	}
 	for i, r := range d.s.orders {
 		p := &d.orders[i]
-		if !p.onOther || p.bad != "" {
+		if !p.onOther {
 			continue
 		}
 		if h.Seen == nil {
 			h.Seen = map[string][]string{}
 		}
-		h.Seen[r.seenKey] = touch(h.Seen[r.seenKey], p.value(r))
+		switch {
+		case r.never && (p.bad != "" || len(h.Seen[r.seenKey]) >= maxSeen):
+			// A never_after call whose value cannot be told (the argument
+			// is missing: the upstream uses its default), or one more
+			// than can be remembered, forbids every value: forgetting
+			// must make the rule stricter, never weaker.
+			h.Seen[r.seenKey] = []string{"*"}
+		case p.bad != "":
+			// An "after" call without the argument satisfies nothing.
+		default:
+			h.Seen[r.seenKey] = touch(h.Seen[r.seenKey], p.value(r))
+		}
 	}
 	if len(h.Seen) > len(d.s.orders) {
 		for k := range h.Seen {
@@ -390,7 +403,18 @@ func (d *decideRun) record(h *state.History, cs []*state.Counter) {
 }
 
 // touch moves v to the end of list (most recent), appending it if absent.
+// maxCounts bounds the distinct tools whose calls a run counts.
+const maxCounts = 4096
+
+// maxSeen bounds the values an order rule remembers per run; an "after"
+// rule forgets the oldest (stricter), a never_after rule forbids every value
+// from then on (stricter too).
+const maxSeen = 256
+
 func touch(list []string, v string) []string {
+	if len(list) >= maxSeen {
+		list = slices.Delete(list, 0, len(list)-maxSeen+1)
+	}
 	if i := slices.Index(list, v); i >= 0 {
 		if i == len(list)-1 {
 			return list

@@ -75,9 +75,6 @@ type Call struct {
 	Session   string            `yaml:"session"` // Mcp-Session-Id
 	RunID     string            `yaml:"run_id"`
 	Headers   map[string]string `yaml:"headers"`
-	// Failed plays a call that returns an error, so its result labels
-	// do not enter the taint. Default false: an allowed call succeeds.
-	Failed bool `yaml:"failed"`
 }
 
 // Result is the outcome of one file.
@@ -127,6 +124,11 @@ func Run(ctx context.Context, path string, out io.Writer) (*Result, error) {
 			}
 		}
 	}
+	for i, s := range f.Steps {
+		if s.Call != nil && s.Call.RunID != "" && cfg.Sequence.History.RunIDHeader == "" {
+			return nil, fmt.Errorf("%s: step %d: run_id given, but the configuration has no sequence.history.run_id_header", path, i+1)
+		}
+	}
 	if f.Identity.Issuer == "" && len(cfg.AuthorizationServers) > 0 {
 		f.Identity.Issuer = cfg.AuthorizationServers[0].Issuer
 	}
@@ -153,7 +155,6 @@ func Run(ctx context.Context, path string, out io.Writer) (*Result, error) {
 			Route: s.Call.Route, Tool: s.Call.Tool, Arguments: args,
 			Issuer: id.Issuer, Subject: id.Subject, ClientID: id.ClientID, Scopes: id.Scopes,
 			SessionID: s.Call.Session, RunID: s.Call.RunID, ClientIP: "192.0.2.1", Headers: s.Call.Headers,
-			Result: !s.Call.Failed,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: step %d: %w", path, i+1, err)

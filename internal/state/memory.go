@@ -109,10 +109,10 @@ func (m *Memory) Update(_ context.Context, h Key, c []Key, fn func(*History, []*
 		return err
 	}
 	m.trim(hist)
-	hist.LastSeen = now
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	hist.LastSeen = now // under mu: gcLocked reads it
 	m.hists[h] = hist
 	for i, k := range c {
 		recs[i].seen = now
@@ -151,19 +151,14 @@ func (m *Memory) live(h Key, now time.Time) *History {
 	return hist
 }
 
-// trim bounds a history: entries, and argument digests per tool. It
-// reslices (amortised O(1)); the dropped prefix is freed when append next
-// reallocates.
+// trim bounds a history's entries. It reslices (amortised O(1)); the
+// dropped prefix is freed when append next reallocates. Seen is bounded by
+// the policy that writes it, which knows which values it may forget.
 func (m *Memory) trim(h *History) {
 	if n := len(h.Entries) - m.cfg.MaxEntries; n > 0 {
 		clear(h.Entries[:n])
 		h.Entries = h.Entries[n:]
 		h.Dropped += n
-	}
-	for tool, seen := range h.Seen {
-		if n := len(seen) - m.cfg.MaxEntries; n > 0 {
-			h.Seen[tool] = seen[n:]
-		}
 	}
 }
 

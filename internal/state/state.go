@@ -60,9 +60,8 @@ type History struct {
 	Taint []string
 	// Counts is the number of calls per "route/tool", never trimmed.
 	Counts map[string]int
-	// Seen holds, per "route/tool", the argument digests of past calls
-	// (for "B only after A with the same argument" rules), bounded by the
-	// store's MaxEntries per tool.
+	// Seen holds what order rules remember of past calls (argument
+	// digests), per rule; the policy that writes it bounds it.
 	Seen map[string][]string
 	// LastSeen is the time of the last change.
 	LastSeen time.Time

@@ -82,7 +82,8 @@ type Hooks struct {
 	// MaxResponseBytes) and returns the body to send.
 	JSON func(body []byte) ([]byte, error)
 	// Event, when set, receives the data of each SSE event (data lines
-	// joined by "\n") and returns the data to send, or nil to keep it.
+	// joined by "\n") and returns the data to send: nil keeps the event,
+	// an empty non-nil slice drops it whole.
 	Event func(data []byte) ([]byte, error)
 	// Done is called once when the response body has been fully relayed or
 	// abandoned, with the number of body bytes relayed and the copy error.

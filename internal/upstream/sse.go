@@ -169,6 +169,9 @@ func (s *eventStream) emit() error {
 		s.out.Write(s.raw)
 		return nil
 	}
+	if len(repl) == 0 {
+		return nil // dropped: nothing of the event reaches the client
+	}
 	wroteData := false
 	for rest := s.raw; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n')

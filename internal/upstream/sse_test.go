@@ -92,3 +92,20 @@ func TestEventStreamFraming(t *testing.T) {
 		})
 	}
 }
+
+func TestEventStreamDrop(t *testing.T) {
+	in := "id: 1\ndata: keep\n\nid: 2\ndata: drop\n\n: comment\n\ndata: keep2\n\n"
+	s := newEventStream(io.NopCloser(bytes.NewReader([]byte(in))), func(b []byte) ([]byte, error) {
+		if string(b) == "drop" {
+			return []byte{}, nil
+		}
+		return nil, nil
+	}, 1<<20, nil)
+	out, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "id: 1\ndata: keep\n\n: comment\n\ndata: keep2\n\n"; string(out) != want {
+		t.Errorf("out = %q, want %q", out, want)
+	}
+}
