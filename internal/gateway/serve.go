@@ -270,16 +270,6 @@ func (x *exchange) authorize() *rejection {
 			x.decision = sd
 			d = sd
 		}
-		// What the tool's results bring in enters the taint now, with the
-		// call: whatever the result turns out to be (an error page can carry
-		// an injection too), and however it reaches the client.
-		if labels := x.rt.results[x.call.Name]; d.Outcome == policy.Allow && len(labels) > 0 {
-			if err := x.rt.g.seq.AddResultLabels(x.r.Context(), x.rt.g.store, x.sequenceCall(), labels); err != nil {
-				return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
-					reason: "policy_state_unavailable", cause: err,
-					message: "the gateway cannot reach its policy state, so the call was not forwarded; try again later"}
-			}
-		}
 	}
 	return x.rejectionFor(d)
 }
@@ -340,6 +330,10 @@ func (x *exchange) sequenceCall() policy.Call {
 	}
 	if x.call != nil && x.call.Msg.Method == "tools/call" {
 		c.Tool, c.Args, c.Labels = x.call.Name, x.call.Arguments, x.rt.toolLabels(x.call.Name)
+		// What the tool's results bring in enters the taint with the call,
+		// whatever the result turns out to be (an error page can carry an
+		// injection too) and however it reaches the client.
+		c.ResultLabels = x.rt.results[x.call.Name]
 	}
 	return c
 }

@@ -30,6 +30,11 @@ type Call struct {
 	Args map[string]json.RawMessage
 	// Labels are the tool's labels, from configuration and annotations.
 	Labels []string
+	// ResultLabels are labels the call's result brings in (the tool's
+	// configured result_labels): they enter the taint with the call, in the
+	// same store update, whatever the result turns out to be. They do not
+	// take part in matching this call.
+	ResultLabels []string
 	// SessionID is the Mcp-Session-Id ("" if none).
 	SessionID string
 	// RunID comes from the configured run-id header ("" if none); it
@@ -178,10 +183,10 @@ func callProblem(c *Call) string {
 		return fmt.Sprintf("the tool name must be 1 to %d bytes long", celMaxString)
 	case len(c.Route) > celMaxString:
 		return "the route name is too long"
-	case len(c.Labels) > celMaxLabels:
+	case len(c.Labels) > celMaxLabels || len(c.ResultLabels) > celMaxLabels:
 		return fmt.Sprintf("tool %s has more than %d labels (a gateway configuration problem)", quote(c.Tool), celMaxLabels)
 	}
-	for _, l := range c.Labels {
+	for _, l := range append(slices.Clip(c.Labels), c.ResultLabels...) {
 		if !ValidLabel(l) {
 			return fmt.Sprintf("tool %s has an invalid label %s (a gateway configuration problem)", quote(c.Tool), quote(l))
 		}
@@ -347,6 +352,7 @@ func (d *decideRun) record(h *state.History, cs []*state.Counter) {
 	c := d.c
 	h.Entries = append(h.Entries, state.Entry{At: d.now, Route: c.Route, Tool: c.Tool, Labels: slices.Clip(slices.Clone(c.Labels))})
 	h.AddTaint(c.Labels...)
+	h.AddTaint(c.ResultLabels...)
 	if h.Counts == nil {
 		h.Counts = map[string]int{}
 	}

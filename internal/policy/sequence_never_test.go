@@ -42,3 +42,30 @@ func TestNeverAfterForgetsStrictly(t *testing.T) {
 		})
 	})
 }
+
+// TestResultLabelsWithTheCall: a call's result labels enter the taint in
+// the same update that allows it, do not match the call itself, and a
+// refused call adds none.
+func TestResultLabelsWithTheCall(t *testing.T) {
+	cfg := SequenceConfig{Rules: []RuleConfig{
+		trifecta,
+		{ID: "no-fetch-when-untrusted", Flow: &FlowRule{Taint: []string{LabelUntrustedInput}, To: Matcher{Tools: []string{"fetch_url"}}}},
+	}}
+	fetch := alice("web", "fetch_url", LabelEgress)
+	fetch.ResultLabels = []string{LabelUntrustedInput}
+	runScenario(t, cfg, []step{
+		{call: fetch, want: Allow}, // its own result labels do not make it fire
+		{call: fetch, want: Deny, rule: "seq:no-fetch-when-untrusted"},
+		{call: alice("docs", "read_roadmap", LabelPrivateData), want: Allow},
+		{call: alice("mail", "send_email", LabelEgress), want: Deny, rule: "seq:no-exfil"},
+	})
+	s, st, _ := newSeq(t, cfg)
+	blocked := alice("web", "fetch_url")
+	blocked.ResultLabels = []string{"bad label!"}
+	if d, _ := s.Decide(t.Context(), st, blocked); d.Outcome != Deny {
+		t.Fatalf("invalid result label: %v", d)
+	}
+	if h, _ := snapshot(t, s, st, blocked); len(h.Taint) != 0 {
+		t.Errorf("a refused call added taint %v", h.Taint)
+	}
+}
