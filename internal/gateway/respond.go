@@ -285,38 +285,12 @@ func (x *exchange) observeEvent(data []byte, sid string) ([]byte, int, error) {
 
 // filterTasks keeps only the tasks this principal created.
 func (x *exchange) filterTasks(result []byte) ([]byte, int, error) {
-	tasks, ok := jsonrpc.Lookup(result, "tasks")
-	if !ok || len(tasks) == 0 || tasks[0] != '[' {
-		return result, 0, nil
-	}
-	var keep []string
-	removed := 0
-	for t := range jsonrpc.Elements(tasks) {
+	out, n := keepItems(result, "tasks", func(t []byte) bool {
 		idRaw, _ := jsonrpc.Lookup(t, "taskId")
 		id, err := jsonrpc.DecodeString(idRaw)
-		if err == nil && x.rt.g.sessions.TaskOwnedBy(x.rt.name, id, x.principal) {
-			keep = append(keep, string(t))
-		} else {
-			removed++
-		}
-	}
-	if removed == 0 {
-		return result, 0, nil
-	}
-	var b strings.Builder
-	b.WriteString(`{"tasks":[`)
-	b.WriteString(strings.Join(keep, ","))
-	b.WriteString("]")
-	for k, v := range jsonrpc.Members(result) {
-		if k != "tasks" {
-			b.WriteString(",")
-			b.Write(mustJSON(k))
-			b.WriteString(":")
-			b.Write(v)
-		}
-	}
-	b.WriteString("}")
-	return []byte(b.String()), removed, nil
+		return err == nil && x.rt.g.sessions.TaskOwnedBy(x.rt.name, id, x.principal)
+	})
+	return out, n, nil
 }
 
 // filterTools filters a tools/list result: the upstream's definitions are

@@ -158,29 +158,44 @@ func annotationLabels(tool []byte) []string {
 
 // dropTools removes the named tools from a tools/list result.
 func dropTools(result []byte, hide map[string]bool) ([]byte, int) {
-	list, ok := jsonrpc.Lookup(result, "tools")
-	if !ok || len(hide) == 0 {
+	if len(hide) == 0 {
 		return result, 0
 	}
-	var keep []string
-	n := 0
-	for raw := range jsonrpc.Elements(list) {
-		nameRaw, _ := jsonrpc.Lookup(raw, "name")
-		if name, err := jsonrpc.DecodeString(nameRaw); err == nil && hide[name] {
-			n++
-			continue
-		}
-		keep = append(keep, string(raw))
+	return keepItems(result, "tools", func(item []byte) bool {
+		nameRaw, _ := jsonrpc.Lookup(item, "name")
+		name, err := jsonrpc.DecodeString(nameRaw)
+		return err != nil || !hide[name]
+	})
+}
+
+// keepItems rebuilds result with only the elements of its array member key
+// that keep accepts, every other member unchanged. It returns result itself
+// when nothing is removed.
+func keepItems(result []byte, key string, keep func(item []byte) bool) ([]byte, int) {
+	list, ok := jsonrpc.Lookup(result, key)
+	if !ok || len(list) == 0 || list[0] != '[' {
+		return result, 0
 	}
-	if n == 0 {
+	var kept []string
+	removed := 0
+	for raw := range jsonrpc.Elements(list) {
+		if keep(raw) {
+			kept = append(kept, string(raw))
+		} else {
+			removed++
+		}
+	}
+	if removed == 0 {
 		return result, 0
 	}
 	var b strings.Builder
-	b.WriteString(`{"tools":[`)
-	b.WriteString(strings.Join(keep, ","))
+	b.WriteString("{")
+	b.Write(mustJSON(key))
+	b.WriteString(":[")
+	b.WriteString(strings.Join(kept, ","))
 	b.WriteString("]")
 	for k, v := range jsonrpc.Members(result) {
-		if k != "tools" {
+		if k != key {
 			b.WriteString(",")
 			b.Write(mustJSON(k))
 			b.WriteString(":")
@@ -188,7 +203,7 @@ func dropTools(result []byte, hide map[string]bool) ([]byte, int) {
 		}
 	}
 	b.WriteString("}")
-	return []byte(b.String()), n
+	return []byte(b.String()), removed
 }
 
 // watchPins re-reads the pins file when it changes (an operator approved a
