@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/session"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
@@ -46,13 +46,13 @@ func (x *exchange) forward() {
 				return err
 			}
 			if ok := resp.StatusCode >= 200 && resp.StatusCode < 300; ok && x.inspectsResult() {
-				switch mediaType(resp.Header.Get("Content-Type")) {
+				switch upstream.MediaType(resp.Header.Get("Content-Type")) {
 				case "application/json", "text/event-stream":
 				default:
 					return fmt.Errorf("the upstream answered %s with %q, which mcpgate cannot filter", x.call.Msg.Method, resp.Header.Get("Content-Type"))
 				}
 			}
-			if mediaType(resp.Header.Get("Content-Type")) == "text/event-stream" && !x.ident.Expiry.IsZero() {
+			if upstream.MediaType(resp.Header.Get("Content-Type")) == "text/event-stream" && !x.ident.Expiry.IsZero() {
 				// A stream ends when the token that opened it expires.
 				expiry = time.AfterFunc(x.ident.Expiry.Sub(g.now()), cancel)
 			}
@@ -239,14 +239,6 @@ func (x *exchange) inspectsResult() bool {
 	return x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest
 }
 
-// mediaType returns the lower-case media type of a Content-Type value.
-func mediaType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(ct))
-}
-
 // observeEvent handles one SSE event: the answer to this request goes
 // through transform; a server request (sampling, elicitation) is recorded
 // so the client may answer it on this session.
@@ -339,7 +331,7 @@ func (x *exchange) learnResultLabels(result []byte) error {
 		if meta, ok := jsonrpc.Lookup(result, "_meta"); ok && len(meta) > 0 && meta[0] == '{' {
 			if raw, ok := jsonrpc.Lookup(meta, resultLabelsKey); ok && len(raw) > 0 && raw[0] == '[' {
 				for e := range jsonrpc.Elements(raw) {
-					if l, err := jsonrpc.DecodeString(e); err == nil && validLabel(l) && len(labels) < 16 {
+					if l, err := jsonrpc.DecodeString(e); err == nil && policy.ValidLabel(l) && len(labels) < 16 {
 						labels = append(labels, l)
 					}
 				}
@@ -359,16 +351,3 @@ func (x *exchange) learnResultLabels(result []byte) error {
 // resultLabelsKey is the _meta key under which a trusted upstream attaches
 // labels to a tool result.
 const resultLabelsKey = "mcpgate.dev/labels"
-
-func validLabel(l string) bool {
-	if l == "" || len(l) > 63 || l[0] < 'a' || l[0] > 'z' {
-		return false
-	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}

@@ -221,7 +221,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			return err
 		}
 	}
-	ct := mediaType(resp.Header.Get("Content-Type"))
+	ct := MediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case ct == "text/event-stream":
 		resp.Header.Del("Content-Length")
@@ -275,7 +275,8 @@ func WriteUnavailable(w http.ResponseWriter, status int) {
 	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":%q}}`, msg)
 }
 
-func mediaType(ct string) string {
+// MediaType returns the lower-case media type of a Content-Type value.
+func MediaType(ct string) string {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
