@@ -30,6 +30,12 @@ type Config struct {
 	// ToolPinsFile persists the fingerprints of upstream tool definitions
 	// and operators' approvals of changed ones. "" → kept in memory only.
 	ToolPinsFile string `yaml:"tool_pins_file"`
+	// Credentials holds settings shared by the routes' upstream credentials
+	// (docs/credentials.md).
+	Credentials Credentials `yaml:"credentials"`
+	// Redaction configures the credential detectors applied to tool
+	// arguments and to everything returned to clients.
+	Redaction Redaction `yaml:"redaction"`
 	// Audit configures the audit trail.
 	Audit Audit `yaml:"audit"`
 	// Log configures operational logging (never tokens or secrets).
@@ -197,6 +203,9 @@ type Route struct {
 	ResourceName string `yaml:"resource_name"`
 	// Upstream is the MCP server behind this route.
 	Upstream Upstream `yaml:"upstream"`
+	// Credentials is what the upstream receives in place of the client's
+	// token, which is never forwarded. Default mode none.
+	Credentials RouteCredentials `yaml:"credentials"`
 	// Audiences are further values accepted in a token's aud for this
 	// route besides its resource URI, compared exactly, for identity
 	// providers that cannot put the resource URI in aud (Entra ID's
@@ -410,6 +419,9 @@ type Development struct {
 	// InsecureAllowHTTPLoopback lets issuers (discovery, JWKS,
 	// introspection) be reached over plain http on loopback addresses.
 	InsecureAllowHTTPLoopback bool `yaml:"insecure_allow_http_loopback"`
+	// AllowSecretLiterals accepts secrets written in the configuration
+	// (routes[].credentials.client_secret and .value) instead of files.
+	AllowSecretLiterals bool `yaml:"allow_secret_literals"`
 }
 
 // Default values, documented in docs/config.md.

@@ -70,6 +70,7 @@ func (c *Config) ApplyDefaults() {
 		setDuration(&u.DialTimeout, DefaultDialTimeout)
 	}
 
+	c.applyCredentialDefaults()
 	setString(&c.Audit.Sink, "stdout")
 	setString(&c.Log.Level, "info")
 	setString(&c.Log.Format, "json")

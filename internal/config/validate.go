@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateRoutes(&p, issuers)
 	c.validateSequence(&p)
+	c.validateCredentials(&p, issuers)
 	switch c.Audit.Sink {
 	case "stdout":
 	case "file":

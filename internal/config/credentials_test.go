@@ -1,0 +1,118 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// withCredentials puts a credentials block (YAML flow mapping) on the
+// minimal config's route.
+func withCredentials(creds string) string {
+	return strings.Replace(minimal, "    upstream:", "    credentials: "+creds+"\n    upstream:", 1)
+}
+
+func TestCredentialDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		creds string
+		check func(t *testing.T, c *Config)
+	}{
+		{"none by default", "", func(t *testing.T, c *Config) {
+			if m := c.Routes[0].Credentials.Mode; m != "none" {
+				t.Errorf("mode = %q", m)
+			}
+		}},
+		{"mint", "{mode: mint}", func(t *testing.T, c *Config) {
+			rc := c.Routes[0].Credentials
+			if rc.Audience != "http://docs:7001/mcp" || rc.Lifetime.D() != DefaultMintLifetime {
+				t.Errorf("audience %q lifetime %v", rc.Audience, rc.Lifetime.D())
+			}
+			if c.Credentials.Mint.Issuer != "https://mcp.example.com" || c.Credentials.Mint.Algorithm != "ES256" {
+				t.Errorf("mint = %+v", c.Credentials.Mint)
+			}
+		}},
+		{"exchange", "{mode: exchange, client_id: gw, client_secret_file: /run/secrets/gw}", func(t *testing.T, c *Config) {
+			rc := c.Routes[0].Credentials
+			if rc.Resource != "http://docs:7001/mcp" || rc.AuthorizationServer != "https://auth.example.com" || rc.AuthMethod != "client_secret_basic" {
+				t.Errorf("%+v", rc)
+			}
+		}},
+		{"static", "{mode: static, value_file: /run/secrets/v}", func(t *testing.T, c *Config) {
+			if h := c.Routes[0].Credentials.Header; h != "Authorization" {
+				t.Errorf("header = %q", h)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := minimal
+			if tc.creds != "" {
+				y = withCredentials(tc.creds)
+			}
+			c, err := Parse([]byte(y))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Redaction.MaxScanBytes != DefaultMaxScanBytes || c.Credentials.Mint.RotateEvery.D() != 24*time.Hour {
+		t.Errorf("redaction %v rotate %v", c.Redaction.MaxScanBytes, c.Credentials.Mint.RotateEvery)
+	}
+}
+
+func TestCredentialRejects(t *testing.T) {
+	twoIssuers := strings.Replace(minimal, "  - issuer: https://auth.example.com", "  - issuer: https://auth.example.com\n  - issuer: https://idp2.example.com", 1)
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown mode", withCredentials("{mode: passthrough}"), []string{"must be none, mint, exchange, client_credentials or static"}},
+		{"literal secret without the flag", withCredentials("{mode: exchange, client_id: gw, client_secret: hunter2}"),
+			[]string{"a literal needs development.allow_secret_literals"}},
+		{"literal value without the flag", withCredentials("{mode: static, value: abc}"), []string{"a literal needs development.allow_secret_literals"}},
+		{"both file and literal", withCredentials("{mode: static, value: abc, value_file: /s}") + "development: {allow_secret_literals: true}\n",
+			[]string{"either value_file or value"}},
+		{"exchange without client", withCredentials("{mode: exchange}"), []string{"client_id: required", "client_secret_file: required"}},
+		{"exchange needs one issuer", strings.Replace(withCredentials("{mode: exchange, client_id: gw, client_secret_file: /s}"), "  - issuer: https://auth.example.com", "  - issuer: https://auth.example.com\n  - issuer: https://idp2.example.com", 1),
+			[]string{"authorization_server: required"}},
+		{"exchange with a foreign issuer", strings.Replace(twoIssuers, "    upstream:", "    authorization_servers: [https://auth.example.com]\n    credentials: {mode: exchange, client_id: gw, client_secret_file: /s, authorization_server: https://idp2.example.com}\n    upstream:", 1),
+			[]string{"not trusted on this route"}},
+		{"bad auth method", withCredentials("{mode: client_credentials, client_id: gw, client_secret_file: /s, auth_method: private_key_jwt}"), []string{"must be client_secret_basic or client_secret_post"}},
+		{"static into a transport header", withCredentials("{mode: static, header: Mcp-Session-Id, value_file: /s}"), []string{"MCP transport header"}},
+		{"static into host", withCredentials("{mode: static, header: Host, value_file: /s}"), []string{"cannot carry a credential"}},
+		{"mint lifetime too long", withCredentials("{mode: mint, lifetime: 2h}"), []string{"lifetime: must be between 1s and 1h0m0s"}},
+		{"unused field", withCredentials("{mode: mint, client_id: gw, value_file: /s}"), []string{`client_id: is not used by mode "mint"`, `value_file: is not used by mode "mint"`}},
+		{"none with scopes", withCredentials("{scopes: [a]}"), []string{`scopes: is not used by mode "none"`}},
+		{"bad mint algorithm", minimal + "credentials: {mint: {algorithm: RS256}}\n", []string{"must be ES256 or EdDSA"}},
+		{"key without file", minimal + "credentials: {mint: {signing_keys: [{id: a}]}}\n", []string{"signing_keys[0].file: required"}},
+		{"duplicate key id", minimal + "credentials: {mint: {signing_keys: [{id: a, file: /a}, {id: a, file: /b}]}}\n", []string{`"a" is used by another key`}},
+		{"bad detector action", minimal + "redaction: {detectors: {jwt: shout}}\n", []string{"must be redact, block, audit or off"}},
+		{"bad pattern", minimal + "redaction: {patterns: [{name: Bad-Name, regex: '(', action: burn}, {name: empty, regex: 'x*'}]}\n",
+			[]string{"1-64 characters", "does not compile", "must be redact, block or audit", "matches the empty string"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Error("the error repeats the literal secret")
+			}
+		})
+	}
+	// The development flag accepts literals.
+	if _, err := Parse([]byte(withCredentials("{mode: static, value: abc}") + "development: {allow_secret_literals: true}\n")); err != nil {
+		t.Errorf("literal with the flag: %v", err)
+	}
+}
