@@ -26,7 +26,8 @@ func newBody(b []byte) (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
 // exceeds the configured bound.
 var errResponseTooLarge = errors.New("upstream response too large to inspect")
 
-// transformJSON replaces resp.Body with f applied to the whole body.
+// transformJSON replaces resp.Body with f applied to the whole body (JSON,
+// or any other bounded body).
 func transformJSON(resp *http.Response, f func([]byte) ([]byte, error), limit int64) error {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

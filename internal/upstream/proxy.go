@@ -85,9 +85,17 @@ type Hooks struct {
 	// joined by "\n") and returns the data to send: nil keeps the event,
 	// an empty non-nil slice drops it whole.
 	Event func(data []byte) ([]byte, error)
+	// Raw, when set, receives a whole response body that is neither JSON
+	// nor an event stream (at most MaxResponseBytes; a larger one fails
+	// with 502) and returns the body to send.
+	Raw func(body []byte) ([]byte, error)
 	// Done is called once when the response body has been fully relayed or
 	// abandoned, with the number of body bytes relayed and the copy error.
 	Done func(n int64, err error)
+	// RequestHeader holds headers set on the upstream request after the
+	// allow-list copy, replacing any of the same name: the credential the
+	// upstream receives.
+	RequestHeader http.Header
 }
 
 // Error is a failure to obtain an upstream response.
@@ -205,6 +213,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if _, ok := out["User-Agent"]; !ok {
 		out["User-Agent"] = []string{""}
 	}
+	if h, _ := pr.In.Context().Value(hooksKey{}).(*Hooks); h != nil {
+		for k, vs := range h.RequestHeader {
+			out[http.CanonicalHeaderKey(k)] = vs
+		}
+	}
 	pr.Out.Header = out
 }
 
@@ -232,6 +245,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.Body = newEventStream(resp.Body, h.Event, p.maxResp, h.Done)
 	case ct == "application/json" && h.JSON != nil:
 		if err := transformJSON(resp, h.JSON, p.maxResp); err != nil {
+			return err
+		}
+		resp.Body = &doneBody{ReadCloser: resp.Body, done: h.Done}
+	case ct != "application/json" && h.Raw != nil:
+		if err := transformJSON(resp, h.Raw, p.maxResp); err != nil {
 			return err
 		}
 		resp.Body = &doneBody{ReadCloser: resp.Body, done: h.Done}

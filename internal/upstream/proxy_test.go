@@ -388,3 +388,68 @@ func TestUpstreamFailures(t *testing.T) {
 func sorted(s []string) []string {
 	return slices.Sorted(slices.Values(s))
 }
+
+// TestRequestHeaderReplacesForwarded checks that the credential the
+// gateway attaches replaces whatever the client sent under that name, and
+// that the client's own Authorization never reaches the upstream.
+func TestRequestHeaderReplacesForwarded(t *testing.T) {
+	var got http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer up.Close()
+	p := newProxy(t, up.URL, Config{ForwardHeaders: []string{"X-Api-Key"}})
+	s := front(t, p, func() *Hooks {
+		return &Hooks{RequestHeader: http.Header{"Authorization": {"Bearer upstream-credential"}, "x-api-key": {"gateway-key"}}}
+	})
+	req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer client-token")
+	req.Header.Set("X-Api-Key", "client-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if a := got.Values("Authorization"); !slices.Equal(a, []string{"Bearer upstream-credential"}) {
+		t.Errorf("Authorization = %q", a)
+	}
+	if k := got.Values("X-Api-Key"); !slices.Equal(k, []string{"gateway-key"}) {
+		t.Errorf("X-Api-Key = %q", k)
+	}
+}
+
+// TestRawTransform checks that a body that is neither JSON nor SSE goes
+// through the Raw hook, bounded, failing closed.
+func TestRawTransform(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "boom: secret-value")
+	}))
+	defer up.Close()
+	for _, tc := range []struct {
+		name       string
+		f          func([]byte) ([]byte, error)
+		max        int64
+		wantStatus int
+		wantBody   string
+	}{
+		{"replaced", func(b []byte) ([]byte, error) { return bytes.ReplaceAll(b, []byte("secret-value"), []byte("[x]")), nil }, 0, 500, "boom: [x]"},
+		{"error fails closed", func([]byte) ([]byte, error) { return nil, errors.New("no") }, 0, 502, "-32603"},
+		{"too large fails closed", func(b []byte) ([]byte, error) { return b, nil }, 5, 502, "-32603"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := front(t, newProxy(t, up.URL, Config{MaxResponseBytes: tc.max}), func() *Hooks { return &Hooks{Raw: tc.f} })
+			resp, err := http.Post(s.URL, "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus || !strings.Contains(string(got), tc.wantBody) || strings.Contains(string(got), "secret-value") {
+				t.Errorf("got %d %q, want %d containing %q", resp.StatusCode, got, tc.wantStatus, tc.wantBody)
+			}
+		})
+	}
+}
