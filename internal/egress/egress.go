@@ -306,3 +306,32 @@ func excerpt(body []byte) string {
 	}
 	return string(b)
 }
+
+// HTTPClient returns a standard *http.Client with the same guard, for
+// libraries that take one (the token endpoint client): the scheme and
+// address rules, no redirects and no environment proxy hold. The response
+// size cap does not (the caller bounds its reads); the timeout does.
+func (c *Client) HTTPClient() *http.Client {
+	return &http.Client{
+		Transport:     guarded{c},
+		Timeout:       c.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// guarded applies the URL rules of newRequest to every request.
+type guarded struct{ c *Client }
+
+func (g guarded) RoundTrip(req *http.Request) (*http.Response, error) {
+	u := req.URL
+	if u.User != nil || u.Host == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("%w: %s", ErrURLNotAllowed, redact(u))
+	}
+	switch {
+	case u.Scheme == "https":
+		return g.c.https.Transport.RoundTrip(req)
+	case u.Scheme == "http" && g.c.http != nil && isLoopbackHost(u.Hostname()):
+		return g.c.http.Transport.RoundTrip(req)
+	}
+	return nil, fmt.Errorf("%w: %s is not https", ErrURLNotAllowed, redact(u))
+}

@@ -102,6 +102,25 @@ func TestSchemeRules(t *testing.T) {
 				t.Fatalf("error leaks user info: %v", err)
 			}
 		})
+		// The *http.Client form applies the same rules.
+		t.Run(tt.name+"/HTTPClient", func(t *testing.T) {
+			before := hits.Load()
+			resp, err := mustNew(t, tt.cfg).HTTPClient().Get(tt.url)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Get: %v", err)
+				}
+				resp.Body.Close()
+				return
+			}
+			if err == nil {
+				resp.Body.Close()
+				t.Fatal("accepted, want a refusal")
+			}
+			if hits.Load() != before {
+				t.Fatal("refused request reached the server")
+			}
+		})
 	}
 }
 
