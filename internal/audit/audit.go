@@ -75,6 +75,23 @@ type Event struct {
 	LatencyMS       float64   `json:"latency_ms,omitempty"`
 	Bytes           int64     `json:"bytes,omitempty"`
 	Filtered        int       `json:"filtered,omitempty"` // list items removed by policy
+	// CredentialMode and CredentialID name what the upstream received in
+	// place of the client's token (mint, exchange, …; the jti or a short
+	// hash), never the credential itself.
+	CredentialMode string `json:"credential_mode,omitempty"`
+	CredentialID   string `json:"credential_id,omitempty"`
+	// Findings are the credentials detected in the request's arguments or
+	// in what was returned to the client: which detector, what was done,
+	// never the value.
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// Finding is one detector's matches in one place.
+type Finding struct {
+	Detector string `json:"detector"`
+	Action   string `json:"action"` // redact, block or audit
+	Where    string `json:"where"`  // arguments, result, headers
+	Count    int    `json:"count"`
 }
 
 // Sink records events. Write returns only once the event is recorded as

@@ -24,6 +24,18 @@ func bearerToken(h http.Header, maxLen int) (string, *Error) {
 	return parseBearer(vals[0], maxLen)
 }
 
+// BearerToken returns the bearer token of a request that Authenticate
+// accepted, or "" when it carries none. The gateway uses it to make sure
+// the token's bytes reach neither the upstream nor the client's answers;
+// it must never be logged.
+func BearerToken(h http.Header) string {
+	t, err := bearerToken(h, 1<<20)
+	if err != nil {
+		return ""
+	}
+	return t
+}
+
 // parseBearer parses `Bearer 1*SP b64token`. The scheme is case-insensitive
 // (RFC 9110 §11.1); another scheme means no bearer credentials at all
 // (RFC 6750 §3.1: no error code).

@@ -25,9 +25,11 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/credential"
 	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/inbound"
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/redact"
 	"github.com/mcpgate/mcpgate/internal/secret"
 	"github.com/mcpgate/mcpgate/internal/session"
 	"github.com/mcpgate/mcpgate/internal/state"
@@ -69,10 +71,12 @@ type Gateway struct {
 	limits       inbound.Limits
 	routes       []*route
 	mux          *http.ServeMux
-	pins         *toolpin.Pins    // fingerprints of upstream tool definitions
-	seq          *policy.Sequence // sequence rules, across routes
-	store        state.Store      // sequence histories and budgets
-	hasListRules bool             // some sequence rule filters tools/list
+	pins         *toolpin.Pins      // fingerprints of upstream tool definitions
+	seq          *policy.Sequence   // sequence rules, across routes
+	store        state.Store        // sequence histories and budgets
+	hasListRules bool               // some sequence rule filters tools/list
+	redactor     *redact.Scanner    // credential detectors, both directions
+	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
 
 	reqPrefix string
 	reqSeq    atomic.Uint64
@@ -95,7 +99,9 @@ type route struct {
 	hierarchy                            *policy.Hierarchy
 	policy                               *policy.Route
 	proxy                                *upstream.Proxy
-	upstream                             string // upstream host, for audit
+	upstream                             string            // upstream host, for audit
+	cred                                 credential.Source // nil: the upstream receives no credential
+	credMode                             string
 }
 
 // Check validates cfg completely, including what only the stages can check
@@ -114,6 +120,9 @@ func Check(cfg *config.Config) error {
 	}
 	if _, err := policy.CompileSequence(sequencePolicy(cfg.Sequence), time.Now); err != nil {
 		errs = append(errs, fmt.Errorf("sequence: %w", err))
+	}
+	if _, err := newRedactor(cfg.Redaction); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -195,12 +204,23 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.store = state.NewMemory(state.MemoryConfig{MaxEntries: hc.MaxEntries, IdleTimeout: hc.IdleTimeout.D(),
 			MaxRecords: hc.MaxHistories, Now: now})
 	}
+	if g.redactor, err = newRedactor(cfg.Redaction); err != nil {
+		return nil, err
+	}
+	if cfg.Development.AllowSecretLiterals {
+		log.Warn("DEVELOPMENT MODE: secrets may be written in the configuration instead of files")
+	}
 	h, _ := policy.NewHierarchy(cfg.Scopes.Implies)
+	kit := &credentialKit{g: g}
 	for _, rc := range cfg.Routes {
 		rt, err := g.newRoute(rc, h, deps.UpstreamTransport)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
 		}
+		if rt.cred, err = kit.source(rc); err != nil {
+			return nil, fmt.Errorf("route %s: credentials: %w", rc.Name, err)
+		}
+		rt.credMode = rc.Credentials.Mode
 		g.routes = append(g.routes, rt)
 	}
 	g.registerHandlers()
@@ -210,18 +230,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 func newAuthenticator(cfg *config.Config, deps authn.Deps) (*authn.Authenticator, error) {
 	ac := authn.Config{MaxTokenBytes: int(cfg.Limits.MaxTokenBytes)}
 	for _, as := range cfg.AuthorizationServers {
-		ec := egress.Config{
-			Timeout:           as.HTTPTimeout.D(),
-			AllowHTTPLoopback: cfg.Development.InsecureAllowHTTPLoopback,
-		}
-		if as.CAFile != "" {
-			pool, err := loadPool(as.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("authorization server %s: %w", as.Issuer, err)
-			}
-			ec.RootCAs = pool
-		}
-		client, err := egress.New(ec)
+		client, err := issuerClient(cfg, as)
 		if err != nil {
 			return nil, fmt.Errorf("authorization server %s: %w", as.Issuer, err)
 		}
@@ -254,6 +263,24 @@ func newAuthenticator(cfg *config.Config, deps authn.Deps) (*authn.Authenticator
 		ac.Issuers = append(ac.Issuers, ic)
 	}
 	return authn.New(ac, deps)
+}
+
+// issuerClient returns the HTTP client for calls to an authorization
+// server: its CA bundle, its timeout, no plain http beyond loopback in
+// development.
+func issuerClient(cfg *config.Config, as config.AuthorizationServer) (*egress.Client, error) {
+	ec := egress.Config{
+		Timeout:           as.HTTPTimeout.D(),
+		AllowHTTPLoopback: cfg.Development.InsecureAllowHTTPLoopback,
+	}
+	if as.CAFile != "" {
+		pool, err := loadPool(as.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		ec.RootCAs = pool
+	}
+	return egress.New(ec)
 }
 
 func newAuditSink(c config.Audit) (audit.Sink, error) {

@@ -10,6 +10,10 @@ import (
 
 // registerHandlers mounts every route's MCP endpoint and its RFC 9728
 // metadata. Nothing else is served on the client-facing listener.
+// JWKSPath is where mcpgate publishes the public keys of the tokens it
+// mints, under server.public_base_url.
+const JWKSPath = "/.well-known/jwks.json"
+
 func (g *Gateway) registerHandlers() {
 	for _, rt := range g.routes {
 		g.mux.Handle(rt.path, rt)
@@ -23,6 +27,10 @@ func (g *Gateway) registerHandlers() {
 		if len(g.routes) == 1 {
 			g.mux.Handle(authn.WellKnownPath, md)
 		}
+	}
+	if g.keys != nil {
+		// The keys upstreams verify minted tokens with (mint mode).
+		g.mux.Handle(JWKSPath, g.keys.Handler())
 	}
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONRPCError(w, http.StatusNotFound, nil, codeNotFound, "no MCP endpoint at this path", nil)

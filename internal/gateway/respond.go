@@ -38,11 +38,15 @@ func (x *exchange) forward() {
 				// The client's token is for the gateway, not the upstream:
 				// relaying the upstream's 401 (its challenge is stripped)
 				// would send the client to re-authorize for nothing.
-				return errors.New("upstream answered 401 Unauthorized")
+				return &upstream.Refusal{Err: errors.New("upstream answered 401 Unauthorized"),
+					Message: "the upstream MCP server refused the credential mcpgate presented for it; this is a gateway configuration problem, not your token's"}
 			}
 			sid, err := x.observeHeaders(resp)
 			newSID = sid
 			if err != nil {
+				return err
+			}
+			if err := x.screenHeaders(resp.Header); err != nil {
 				return err
 			}
 			if ok := resp.StatusCode >= 200 && resp.StatusCode < 300; ok && x.inspectsResult() {
@@ -60,21 +64,43 @@ func (x *exchange) forward() {
 		},
 		Done: func(n int64, err error) { relayed, copyErr = n, err },
 	}
-	if x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest {
-		// Every JSON answer is checked to be the answer to this request
-		// (clients route answers by id, whatever stream or body they come
-		// in), and transformed when the method needs it.
-		hooks.JSON = func(body []byte) ([]byte, error) {
+	if x.cred.Header != "" {
+		hooks.RequestHeader = http.Header{x.cred.Header: {x.cred.Value}}
+	}
+	isRequest := x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest
+	// Every JSON answer is checked to be the answer to this request
+	// (clients route answers by id, whatever stream or body they come in),
+	// transformed when the method needs it, and scanned for credentials,
+	// like every event and every other body on the way to the client.
+	hooks.JSON = func(body []byte) ([]byte, error) {
+		if !isRequest && len(body) == 0 {
+			return body, nil // the usual 202 to a notification or a response
+		}
+		if isRequest {
 			out, n, err := x.transform(body, newSID)
 			filtered += n
-			return out, err
+			if err != nil {
+				return nil, err
+			}
+			body = out
 		}
+		return x.screenMessage(body)
 	}
 	hooks.Event = func(data []byte) ([]byte, error) {
 		out, n, err := x.observeEvent(data, newSID)
 		filtered += n
-		return out, err
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case out == nil:
+			out = data
+		case len(out) == 0:
+			return out, nil // dropped
+		}
+		return x.screenMessage(out)
 	}
+	hooks.Raw = x.screenRaw
 
 	// The outcome is recorded in a deferred call: when a response fails
 	// after it started (client gone, token expired, upstream cut off), the
@@ -95,6 +121,8 @@ func (x *exchange) recordOutcome(upStatus int, relayed int64, filtered int, copy
 	ev := x.event(audit.KindOutcome)
 	ev.Decision, ev.UpstreamStatus, ev.Bytes, ev.Filtered = audit.Forward, upStatus, relayed, filtered
 	ev.Status = upStatus
+	ev.CredentialMode, ev.CredentialID = x.rt.credMode, x.cred.ID
+	ev.Findings = x.auditFindings()
 	ev.LatencyMS = float64(g.now().Sub(x.start).Microseconds()) / 1000
 	var ue *upstream.Error
 	switch {

@@ -13,9 +13,11 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/credential"
 	"github.com/mcpgate/mcpgate/internal/inbound"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/redact"
 	"github.com/mcpgate/mcpgate/internal/session"
 	"github.com/mcpgate/mcpgate/internal/toolpin"
 )
@@ -38,6 +40,12 @@ type exchange struct {
 	version   string          // protocol version in effect ("" while initializing)
 	decision  policy.Decision
 
+	token    string                // the client's bearer token: never forwarded, never logged
+	live     []string              // credentials that must not reach the client (token, attached credential)
+	cred     credential.Credential // what the upstream receives
+	findings map[findingKey]int    // credentials detected on the way in and out
+	scan     *redact.Live          // the credential scanner, its live credentials prepared
+
 	ip   netip.Addr   // client IP (rate limiting, audit)
 	base *audit.Event // the fields every record of this exchange shares, once known
 
@@ -51,13 +59,16 @@ type exchange struct {
 //  2. authn: bearer token → identity (401 / 400 / 503)
 //  3. inbound again: strict JSON-RPC, protocol version, method allow-list,
 //     mirrored headers — after authn, so an unauthenticated client always
-//     gets the 401 that starts discovery
+//     gets the 401 that starts discovery; credentials in the message are
+//     redacted or refused (the client's own token always removed)
 //  4. session: ownership of Mcp-Session-Id, client responses, tasks, caps
 //  5. policy: route, tool, resource and prompt scopes (403 step-up / deny)
-//  6. audit: the decision is recorded before anything is forwarded
-//  7. upstream: the exact checked bytes, allow-listed headers, no token;
-//     the response is filtered and observed on the way back, and its
-//     outcome recorded
+//  6. credential: what the upstream receives in place of the client's
+//     token (minted, exchanged, service or static; or nothing)
+//  7. audit: the decision is recorded before anything is forwarded
+//  8. upstream: the exact checked bytes, allow-listed headers, no token;
+//     the response is filtered, scanned for credentials and observed on
+//     the way back, and its outcome recorded
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{rt: rt, w: w, r: r, id: rt.g.nextRequestID(), start: rt.g.now()}
 	w.Header().Set("X-Request-Id", x.id)
@@ -77,6 +88,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(rej)
 		return
 	}
+	if rej := x.screenRequest(); rej != nil {
+		x.fail(rej)
+		return
+	}
 	if rej := x.bindSession(); rej != nil {
 		x.fail(rej)
 		return
@@ -86,6 +101,11 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rej := x.holdSlots(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.attachCredential(); rej != nil {
+		x.releaseSlots()
 		x.fail(rej)
 		return
 	}
@@ -155,6 +175,9 @@ func (x *exchange) authenticate() *rejection {
 		return x.rt.fromAuthn(err)
 	}
 	x.ident = id
+	if x.token = inboundToken(x.r.Header); x.token != "" {
+		x.addLive(x.token)
+	}
 	x.principal = session.Principal{Issuer: id.Issuer, Subject: id.Subject, ClientID: id.ClientID}
 	x.grant = x.rt.hierarchy.Expand(id.Scopes)
 	return nil
@@ -425,6 +448,8 @@ func (x *exchange) releaseSlots() {
 func (x *exchange) recordDecision() *rejection {
 	ev := x.event(audit.KindDecision)
 	ev.Decision, ev.Rule = audit.Allow, x.decision.RuleID
+	ev.CredentialMode, ev.CredentialID = x.rt.credMode, x.cred.ID
+	ev.Findings = x.auditFindings()
 	if err := x.rt.g.audit.Write(x.r.Context(), ev); err != nil {
 		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
 			reason: "audit_unavailable", cause: err,

@@ -142,6 +142,10 @@ func (g Grant) Has(scope string) bool {
 // challenge so that a client stepping up does not lose what it has.
 func (g Grant) Granted() []string { return slices.Clone(g.granted) }
 
+// Expanded returns the granted scopes and every scope they imply, sorted
+// and without duplicates.
+func (g Grant) Expanded() []string { return slices.Clone(g.expanded) }
+
 // expandedScopes returns the expanded set; callers must not modify it.
 func (g Grant) expandedScopes() []string { return g.expanded }
 

@@ -279,8 +279,30 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if h != nil && h.Done != nil {
 		h.Done(0, &Error{Status: status, Err: err})
 	}
+	var refused *Refusal
+	if errors.As(err, &refused) {
+		writeError(w, status, refused.Message)
+		return
+	}
 	WriteUnavailable(w, status)
 }
+
+// Refusal is an error a Hooks.Response or transform returns when the
+// upstream's answer must not be relayed, with the message the client gets
+// (in a 502 JSON-RPC error) instead of the generic one.
+type Refusal struct {
+	Message string // for the client
+	Err     error  // for logs
+}
+
+func (e *Refusal) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Refusal) Unwrap() error { return e.Err }
 
 // WriteUnavailable writes a JSON-RPC error (id null) for a failed upstream.
 func WriteUnavailable(w http.ResponseWriter, status int) {
@@ -288,6 +310,10 @@ func WriteUnavailable(w http.ResponseWriter, status int) {
 	if status == http.StatusGatewayTimeout {
 		msg = "the upstream MCP server did not answer in time; try again later"
 	}
+	writeError(w, status, msg)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":%q}}`, msg)
