@@ -62,6 +62,8 @@ type env struct {
 	docsURL  string // the docs route (its resource URI)
 	mailURL  string
 	records  *recorder
+	docs     *docsGuard // the docs server's view of the tokens it receives
+	planted  string     // the secret planted in a docs document
 	shutdown []func()
 }
 
@@ -132,10 +134,15 @@ func start(ctx context.Context, opts Options, log *slog.Logger) (*env, error) {
 	}
 	e.serve(idpL, e.idp.Handler())
 
-	docsUp, err := e.serveMCP(newDocsServer())
+	e.planted = plantedKey()
+	docsL, err := listen("")
 	if err != nil {
 		return e, err
 	}
+	docsUp := "http://" + docsL.Addr().String() + "/mcp"
+	e.docs = &docsGuard{gateway: e.gateway, audience: docsUp}
+	docsSrv := newDocsServer(e.planted)
+	e.serve(docsL, e.docs.wrap(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return docsSrv }, nil)))
 	mailUp, err := e.serveMCP(newMailServer())
 	if err != nil {
 		return e, err
@@ -173,6 +180,9 @@ func gatewayConfig(base, issuer, docsUpstream, mailUpstream string) *config.Conf
 				Name: "docs", Path: "/servers/docs/mcp", ResourceName: "Private documents",
 				Upstream:       config.Upstream{URL: docsUpstream},
 				RequiredScopes: []string{"docs:read"},
+				// The docs server gets a short-lived token minted by
+				// mcpgate for it, never the agent's.
+				Credentials: config.RouteCredentials{Mode: "mint", Scopes: []string{"docs:read", "docs:write"}},
 				Tools: map[string]config.ItemRule{
 					"list_documents":  {},
 					"read_document":   {Labels: []string{"private_data"}},

@@ -63,6 +63,23 @@ func (e *env) story(ctx context.Context) error {
 			fmt.Fprintf(e.out, "    read_document(roadmap) → %q\n", out)
 			return nil
 		}},
+		{"The docs server received a token mcpgate minted for it, never the agent's", func() error {
+			return e.expectMintedToken(ctx, docs)
+		}},
+		{"A credential planted in a document reaches the agent redacted", func() error {
+			out, err := docs.call(ctx, "read_document", map[string]any{"name": "deploy-notes"})
+			if err != nil {
+				return fmt.Errorf("read_document: %w", err)
+			}
+			fmt.Fprintf(e.out, "    read_document(deploy-notes) → %q\n", out)
+			if strings.Contains(out, e.planted) {
+				return errors.New("the planted AWS key reached the agent")
+			}
+			if !strings.Contains(out, "[REDACTED:aws_access_key]") {
+				return errors.New("the planted AWS key was not replaced by the redaction marker")
+			}
+			return nil
+		}},
 		{"The docs token is useless at the mail server (audience binding)", func() error {
 			return e.expectWrongAudience(ctx, client, docs)
 		}},
@@ -121,6 +138,40 @@ func (e *env) story(ctx context.Context) error {
 			return fmt.Errorf("step %d (%s): %w", i+1, s.title, err)
 		}
 		fmt.Fprintln(e.out, "    ✓ as expected")
+	}
+	return nil
+}
+
+// expectMintedToken shows the token the docs server accepted: minted by
+// mcpgate for the docs server, naming the user, the agent and mcpgate as
+// actor, short-lived — and not the agent's token.
+func (e *env) expectMintedToken(ctx context.Context, docs *agentConn) error {
+	agentTok, err := docs.token(ctx)
+	if err != nil {
+		return err
+	}
+	tok, c, seen := e.docs.last()
+	if tok == "" {
+		return errors.New("the docs server accepted no token")
+	}
+	for _, h := range seen {
+		if strings.Contains(h, agentTok) {
+			return errors.New("the agent's token reached the docs server")
+		}
+	}
+	act, _ := c["act"].(map[string]any)
+	exp, _ := c.GetExpirationTime()
+	iat, _ := c.GetIssuedAt()
+	fmt.Fprintf(e.out, "    docs server received: iss=%v aud=%v sub=%v client_id=%v act.sub=%v scope=%q lifetime=%s\n",
+		c["iss"], c["aud"], c["sub"], c["client_id"], act["sub"], c["scope"], exp.Sub(iat.Time))
+	fmt.Fprintln(e.out, "    (verified by the docs server against "+e.gateway+"/.well-known/jwks.json; the agent's token is not among the", len(seen), "it received)")
+	switch {
+	case c["iss"] != e.gateway || act["sub"] != e.gateway:
+		return fmt.Errorf("the docs server's token was not minted by mcpgate (iss %v)", c["iss"])
+	case c["sub"] != "alice" || c["client_id"] != agentClientID:
+		return fmt.Errorf("the minted token names %v/%v, want alice/%s", c["sub"], c["client_id"], agentClientID)
+	case tok == agentTok:
+		return errors.New("the docs server received the agent's own token")
 	}
 	return nil
 }
@@ -341,6 +392,12 @@ func (e *env) printAudit() {
 		}
 		if ev.Subject != "" {
 			line += " sub=" + ev.Subject
+		}
+		if ev.CredentialMode != "" && ev.CredentialMode != "none" && ev.Kind == audit.KindDecision {
+			line += " upstream_credential=" + ev.CredentialMode + ":" + ev.CredentialID
+		}
+		for _, f := range ev.Findings {
+			line += fmt.Sprintf(" finding=%s:%s:%s", f.Where, f.Detector, f.Action)
 		}
 		fmt.Fprintln(e.out, strings.TrimRight(line, " "))
 	}
