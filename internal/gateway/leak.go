@@ -19,6 +19,8 @@ const (
 	whereArguments = "arguments"
 	whereResult    = "result"
 	whereHeaders   = "headers"
+	// whereRequestHeaders: the client's request headers forwarded upstream.
+	whereRequestHeaders = "request_headers"
 )
 
 // newRedactor builds the credential scanner from the configuration.
@@ -64,6 +66,22 @@ func (x *exchange) addLive(v string) {
 	if x.scan != nil {
 		x.scan.Add(v)
 	}
+}
+
+// auditSafe returns s with credentials redacted, for audit records of
+// requests the scan refused or never saw.
+func (x *exchange) auditSafe(s string) string {
+	if s == "" {
+		return s
+	}
+	res := x.scanner().ScanText([]byte(s))
+	switch {
+	case res.Blocked:
+		return "[REDACTED]"
+	case res.Changed:
+		return string(res.Out)
+	}
+	return s
 }
 
 // findingKey aggregates findings per detector, action and place.
@@ -117,24 +135,22 @@ func blockedBy(fs []redact.Finding) string {
 // redacted message is parsed again, so policy, audit and the upstream all
 // see the same bytes.
 func (x *exchange) screenRequest() *rejection {
+	if rej := x.screenRequestHeaders(); rej != nil {
+		return rej
+	}
 	if x.body == nil || x.call == nil {
+		x.screened = true
 		return nil
 	}
 	res, err := x.scanner().ScanJSON(x.body)
 	if err != nil {
-		return reject(http.StatusBadRequest, codeInvalidRequest, "unscannable", "the request cannot be scanned for credentials: "+err.Error())
+		return reject(http.StatusBadRequest, codeInvalidRequest, "unscannable", "the request cannot be scanned for credentials")
 	}
 	x.note(whereArguments, res.Findings)
 	if res.Blocked {
-		status := http.StatusOK
-		if x.call.Msg.Kind != jsonrpc.KindRequest {
-			status = http.StatusForbidden
-		}
-		return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "credential_in_arguments",
-			rule: "redact:" + strings.ReplaceAll(blockedBy(res.Findings), ", ", ","),
-			message: "denied by gateway policy: the request carries a credential (" + blockedBy(res.Findings) +
-				"); credentials must not pass through tool arguments — remove it and retry"}
+		return x.credentialInRequest(res.Findings)
 	}
+	x.screened = true
 	if !res.Changed {
 		return nil
 	}
@@ -143,6 +159,42 @@ func (x *exchange) screenRequest() *rejection {
 		return fromInbound(e)
 	}
 	x.body, x.call = res.Out, c
+	return nil
+}
+
+// credentialInRequest refuses a request a blocking detector matched.
+func (x *exchange) credentialInRequest(fs []redact.Finding) *rejection {
+	status := http.StatusOK
+	if x.call == nil || x.call.Msg.Kind != jsonrpc.KindRequest {
+		status = http.StatusForbidden
+	}
+	return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "credential_in_arguments",
+		rule: "redact:" + strings.ReplaceAll(blockedBy(fs), ", ", ","),
+		message: "denied by gateway policy: the request carries a credential (" + blockedBy(fs) +
+			"); credentials must not pass through tool arguments — remove it and retry"}
+}
+
+// screenRequestHeaders applies the same scan to the request headers that
+// are forwarded (Mcp-Param-*, tracing, User-Agent…): a credential in one
+// is redacted, or the request refused when the detector blocks.
+// Mcp-Session-Id is exempt: only ids the upstream assigned and mcpgate
+// bound pass the session stage.
+func (x *exchange) screenRequestHeaders() *rejection {
+	for k, vs := range x.r.Header {
+		if k == "Mcp-Session-Id" || !x.rt.proxy.Forwards(k) {
+			continue
+		}
+		for i, v := range vs {
+			res := x.scanner().ScanText([]byte(v))
+			x.note(whereRequestHeaders, res.Findings)
+			if res.Blocked {
+				return x.credentialInRequest(res.Findings)
+			}
+			if res.Changed {
+				vs[i] = string(res.Out)
+			}
+		}
+	}
 	return nil
 }
 
@@ -179,10 +231,23 @@ func (x *exchange) screenRaw(body []byte) ([]byte, error) {
 	return res.Out, nil
 }
 
+// screenEventField checks an event stream's lines other than data
+// (comments, id, event, retry): one that carries a credential is dropped.
+func (x *exchange) screenEventField(line []byte) (bool, error) {
+	res := x.scanner().ScanText(line)
+	x.note(whereResult, res.Findings)
+	return !res.Changed && !res.Blocked, nil
+}
+
 // screenHeaders removes credentials from the upstream's response headers
 // (an upstream that echoes its Authorization header must not leak it).
 func (x *exchange) screenHeaders(h http.Header) error {
 	for k, vs := range h {
+		if res := x.scanner().ScanText([]byte(k)); res.Changed || res.Blocked {
+			x.note(whereHeaders, res.Findings)
+			delete(h, k) // a credential in a header name
+			continue
+		}
 		if k == "Mcp-Session-Id" {
 			// Checked for live credentials only: a detector rewriting a
 			// session id would break the session.

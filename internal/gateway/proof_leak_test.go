@@ -337,3 +337,80 @@ func TestLeakScanCap(t *testing.T) {
 		t.Fatalf("want an error, got %s", resp.body)
 	}
 }
+
+// TestLeakPreventionRefusedRequestRecord: a request refused because of a
+// credential in its names keeps that credential out of its audit record.
+func TestLeakPreventionRefusedRequestRecord(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(c *config.Config) {
+		c.Redaction.Detectors = map[string]string{"github": "block"}
+	}})
+	gh := fakeGitHubToken()
+	resp := h.do(rawReq{token: h.token("docs", "docs:read"), body: toolsCall(7, gh, `{}`)})
+	if m := resp.rpc(t); m.Error == nil || m.Error.Code != codeDenied {
+		t.Fatalf("want a denial, got %s", resp.body)
+	}
+	rec, _ := json.Marshal(h.recordsOf(t, resp.requestID(), 1))
+	if bytes.Contains(rec, []byte(gh)) {
+		t.Fatalf("the credential in the tool name reached the audit record: %s", rec)
+	}
+}
+
+// TestLeakPreventionRequestHeaders: forwarded request headers are scanned
+// like the body (Mcp-Param-* mirrors arguments).
+func TestLeakPreventionRequestHeaders(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	token := h.token("docs", "docs:read")
+	gh := fakeGitHubToken()
+	before := h.up["docs"].count()
+	resp := h.do(rawReq{token: token, header: http.Header{"Traceparent": {"00-" + gh}, "Baggage": {"auth=" + token}}})
+	if resp.status != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.status, resp.body)
+	}
+	reqs := h.up["docs"].requests()[before:]
+	if len(reqs) != 1 {
+		t.Fatalf("upstream requests: %d", len(reqs))
+	}
+	for k, vs := range reqs[0].Header {
+		for _, v := range vs {
+			if strings.Contains(v, gh) || strings.Contains(v, token) {
+				t.Errorf("header %s reached the upstream with a credential", k)
+			}
+		}
+	}
+	if !strings.Contains(reqs[0].Header.Get("Traceparent"), "[REDACTED:github]") {
+		t.Errorf("Traceparent = %q, want the token redacted", reqs[0].Header.Get("Traceparent"))
+	}
+}
+
+// TestLeakPreventionEventFields: an SSE id, event name or comment that
+// carries a credential never reaches the client.
+func TestLeakPreventionEventFields(t *testing.T) {
+	p := &planted{}
+	h := newHarness(t, harnessOptions{wrapUpstream: p.wrap})
+	token := h.token("docs", "docs:read")
+	gh := fakeGitHubToken()
+	p.set(func(w http.ResponseWriter, id string) {
+		sseChunks(w, ": "+gh+"\n\n", "id: "+token+"\nevent: "+gh+"\ndata: {\"jsonrpc\":\"2.0\",\"id\":"+id+",\"result\":{\"content\":[]}}\n\n")
+	})
+	resp := h.do(rawReq{token: token})
+	if resp.status != http.StatusOK || len(resp.messages()) != 1 {
+		t.Fatalf("status %d: %s", resp.status, resp.body)
+	}
+	if bytes.Contains(resp.body, []byte(gh)) || bytes.Contains(resp.body, []byte(token)) {
+		t.Fatalf("a credential in an event field reached the client: %s", resp.body)
+	}
+}
+
+// TestUpstreamRedirectNotRelayed: an upstream redirect would send the
+// client elsewhere with its token; it becomes a 502.
+func TestUpstreamRedirectNotRelayed(t *testing.T) {
+	p := &planted{}
+	h := newHarness(t, harnessOptions{wrapUpstream: p.wrap})
+	p.set(func(w http.ResponseWriter, id string) {
+		http.Redirect(w, &http.Request{}, "https://evil.example/collect", http.StatusTemporaryRedirect)
+	})
+	resp := h.do(rawReq{token: h.token("docs", "docs:read")})
+	if resp.status != http.StatusBadGateway || resp.header.Get("Location") != "" {
+		t.Fatalf("status %d, Location %q: want 502 without Location", resp.status, resp.header.Get("Location"))
+	}
+}

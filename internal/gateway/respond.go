@@ -41,12 +41,19 @@ func (x *exchange) forward() {
 				return &upstream.Refusal{Err: errors.New("upstream answered 401 Unauthorized"),
 					Message: "the upstream MCP server refused the credential mcpgate presented for it; this is a gateway configuration problem, not your token's"}
 			}
+			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+				// A redirect would send the client, with its mcpgate token,
+				// wherever the upstream says.
+				return &upstream.Refusal{Err: fmt.Errorf("upstream answered %d", resp.StatusCode),
+					Message: "the upstream MCP server answered with a redirect, which mcpgate does not relay"}
+			}
+			// Screened before anything is learnt from them.
+			if err := x.screenHeaders(resp.Header); err != nil {
+				return err
+			}
 			sid, err := x.observeHeaders(resp)
 			newSID = sid
 			if err != nil {
-				return err
-			}
-			if err := x.screenHeaders(resp.Header); err != nil {
 				return err
 			}
 			if ok := resp.StatusCode >= 200 && resp.StatusCode < 300; ok && x.inspectsResult() {
@@ -100,6 +107,7 @@ func (x *exchange) forward() {
 		}
 		return x.screenMessage(out)
 	}
+	hooks.EventField = x.screenEventField
 	hooks.Raw = x.screenRaw
 
 	// The outcome is recorded in a deferred call: when a response fails
@@ -195,8 +203,9 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 	msg, err := jsonrpc.Decode(body, jsonrpc.Limits{MaxDepth: x.rt.g.limits.MaxDepth})
 	if err != nil {
 		// What mcpgate cannot read, it cannot vouch for: a lenient client
-		// might still read an answer (to any of its requests) in it.
-		return nil, 0, fmt.Errorf("cannot inspect the upstream's answer to %s: %w", x.call.Msg.Method, err)
+		// might still read an answer (to any of its requests) in it. The
+		// decoder's message may quote the answer, so it is not logged.
+		return nil, 0, fmt.Errorf("cannot inspect the upstream's answer to %s: it is not a valid JSON-RPC message", x.call.Msg.Method)
 	}
 	if msg.Kind != jsonrpc.KindResult && msg.Kind != jsonrpc.KindError {
 		return nil, 0, fmt.Errorf("the upstream's answer to %s is not a JSON-RPC response", x.call.Msg.Method)

@@ -44,6 +44,7 @@ type exchange struct {
 	live     []string              // credentials that must not reach the client (token, attached credential)
 	cred     credential.Credential // what the upstream receives
 	findings map[findingKey]int    // credentials detected on the way in and out
+	screened bool                  // the request passed the credential scan (its names are clean)
 	scan     *redact.Live          // the credential scanner, its live credentials prepared
 
 	ip   netip.Addr   // client IP (rate limiting, audit)
@@ -498,6 +499,11 @@ func (x *exchange) baseEvent() *audit.Event {
 			ev.Labels = x.rt.toolLabels(c.Name)
 		}
 		ev.Resource = c.URI
+		if !x.screened {
+			// A request refused before (or by) the credential scan: its
+			// names may carry what the scan would have removed.
+			ev.Tool, ev.Prompt, ev.Resource, ev.RPCID = x.auditSafe(ev.Tool), x.auditSafe(ev.Prompt), x.auditSafe(ev.Resource), x.auditSafe(ev.RPCID)
+		}
 		if c.RawArguments != nil {
 			sum := sha256.Sum256(c.RawArguments)
 			ev.ArgsDigest = hex.EncodeToString(sum[:])

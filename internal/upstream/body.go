@@ -90,3 +90,25 @@ func newBufferPool() bufferPool {
 
 func (b bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b bufferPool) Put(s []byte) { b.p.Put(&s) }
+
+// noTrailers drops the trailers of a response once its body is read: the
+// transport fills resp.Trailer at the end of the body, and the reverse
+// proxy relays whatever it finds there after the body.
+type noTrailers struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (n *noTrailers) Read(p []byte) (int, error) {
+	k, err := n.ReadCloser.Read(p)
+	if err != nil {
+		n.resp.Trailer = nil
+	}
+	return k, err
+}
+
+func (n *noTrailers) Close() error {
+	err := n.ReadCloser.Close()
+	n.resp.Trailer = nil
+	return err
+}

@@ -85,6 +85,10 @@ type Hooks struct {
 	// joined by "\n") and returns the data to send: nil keeps the event,
 	// an empty non-nil slice drops it whole.
 	Event func(data []byte) ([]byte, error)
+	// EventField, when set with Event, receives every other line of an
+	// event stream (comments, id, event, retry, unknown fields) without
+	// its line ending; returning false drops the line.
+	EventField func(line []byte) (bool, error)
 	// Raw, when set, receives a whole response body that is neither JSON
 	// nor an event stream (at most MaxResponseBytes; a larger one fails
 	// with 502) and returns the body to send.
@@ -185,6 +189,12 @@ var defaultForwardHeaders = []string{
 	"Traceparent", "Tracestate", "Baggage",
 }
 
+// Forwards reports whether the request header name (canonical form) is
+// forwarded to the upstream.
+func (p *Proxy) Forwards(name string) bool {
+	return p.allowed[name] || strings.HasPrefix(name, "Mcp-Param-")
+}
+
 type hooksKey struct{}
 
 // Forward sends body (already read and checked by the caller; nil for GET
@@ -195,8 +205,48 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, body []byte, h *
 	out := r.WithContext(context.WithValue(r.Context(), hooksKey{}, h))
 	out.Body, out.ContentLength, out.GetBody = newBody(body)
 	out.TransferEncoding = nil
-	p.rp.ServeHTTP(w, out)
+	p.rp.ServeHTTP(&finalOnly{ResponseWriter: w, saved: w.Header().Clone()}, out)
 }
+
+// finalOnly keeps informational (1xx) responses from the client. The
+// reverse proxy relays them as they arrive, before ModifyResponse sees the
+// final response, so their headers would escape every check; it also
+// clears the header map after each one, so the headers the gateway set
+// (request id, CORS) are restored for the final response.
+type finalOnly struct {
+	http.ResponseWriter
+	saved http.Header
+	wrote bool
+}
+
+func (f *finalOnly) WriteHeader(code int) {
+	if code >= 100 && code < 200 {
+		return
+	}
+	f.restore()
+	f.ResponseWriter.WriteHeader(code)
+}
+
+func (f *finalOnly) Write(b []byte) (int, error) {
+	f.restore()
+	return f.ResponseWriter.Write(b)
+}
+
+func (f *finalOnly) restore() {
+	if f.wrote {
+		return
+	}
+	f.wrote = true
+	h := f.ResponseWriter.Header()
+	for k, vs := range f.saved {
+		if _, ok := h[k]; !ok {
+			h[k] = vs
+		}
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes).
+func (f *finalOnly) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	u := *p.target
@@ -205,7 +255,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	in := pr.In.Header
 	out := make(http.Header, len(in))
 	for k, vs := range in {
-		if p.allowed[k] || strings.HasPrefix(k, "Mcp-Param-") {
+		if p.Forwards(k) {
 			out[k] = vs
 		}
 	}
@@ -235,6 +285,17 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 	}
 	ct := MediaType(resp.Header.Get("Content-Type"))
+	inspected := h.JSON != nil || h.Event != nil || h.Raw != nil
+	if ce := resp.Header.Get("Content-Encoding"); inspected && ce != "" && !strings.EqualFold(ce, "identity") {
+		// The transport asks for identity (no Accept-Encoding); a body
+		// encoded anyway cannot be inspected, so it is not relayed.
+		return &Refusal{Message: "the upstream MCP server sent a compressed response, which mcpgate cannot inspect",
+			Err: fmt.Errorf("Content-Encoding %q", ce)}
+	}
+	// Trailers are never relayed: they would reach the client after the
+	// body was inspected, uninspected themselves.
+	resp.Trailer = nil
+	defer func() { resp.Body = &noTrailers{ReadCloser: resp.Body, resp: resp} }()
 	switch {
 	case ct == "text/event-stream":
 		resp.Header.Del("Content-Length")
@@ -242,7 +303,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if resp.Header.Get("X-Accel-Buffering") == "" {
 			resp.Header.Set("X-Accel-Buffering", "no")
 		}
-		resp.Body = newEventStream(resp.Body, h.Event, p.maxResp, h.Done)
+		resp.Body = newEventStream(resp.Body, h.Event, h.EventField, p.maxResp, h.Done)
 	case ct == "application/json" && h.JSON != nil:
 		if err := transformJSON(resp, h.JSON, p.maxResp); err != nil {
 			return err

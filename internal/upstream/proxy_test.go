@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -451,5 +453,99 @@ func TestRawTransform(t *testing.T) {
 				t.Errorf("got %d %q, want %d containing %q", resp.StatusCode, got, tc.wantStatus, tc.wantBody)
 			}
 		})
+	}
+}
+
+// TestInformationalResponsesNotRelayed: a 1xx the upstream sends (with
+// headers) never reaches the client, and the headers the gateway set
+// before forwarding survive the proxy's handling of it.
+func TestInformationalResponsesNotRelayed(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</secret-token-in-hint>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+	}))
+	defer up.Close()
+	p := newProxy(t, up.URL, Config{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "rid-1")
+		p.Forward(w, r, []byte("{}"), &Hooks{JSON: func(b []byte) ([]byte, error) { return b, nil }})
+	}))
+	defer s.Close()
+	var got1xx []int
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
+		got1xx = append(got1xx, code)
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodPost, s.URL, strings.NewReader("{}"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(got1xx) != 0 {
+		t.Errorf("the client received informational responses %v", got1xx)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") != "rid-1" || resp.Header.Get("Link") != "" {
+		t.Errorf("final response %d, X-Request-Id %q, Link %q", resp.StatusCode, resp.Header.Get("X-Request-Id"), resp.Header.Get("Link"))
+	}
+}
+
+// TestTrailersNotRelayed: upstream trailers (declared or not) never reach
+// the client, on JSON and on event streams.
+func TestTrailersNotRelayed(t *testing.T) {
+	for _, ct := range []string{"application/json", "text/event-stream"} {
+		t.Run(ct, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Trailer", "X-Declared")
+				w.Header().Set("Content-Type", ct)
+				if ct == "application/json" {
+					io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+				} else {
+					io.WriteString(w, "data: {}\n\n")
+				}
+				w.Header().Set("X-Declared", "leak-1")
+				w.Header().Set(http.TrailerPrefix+"X-Undeclared", "leak-2")
+			}))
+			defer up.Close()
+			s := front(t, newProxy(t, up.URL, Config{}), func() *Hooks {
+				return &Hooks{JSON: func(b []byte) ([]byte, error) { return b, nil }, Event: func([]byte) ([]byte, error) { return nil, nil }}
+			})
+			resp, err := http.Post(s.URL, "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(resp.Trailer) != 0 {
+				t.Errorf("trailers relayed: %v", resp.Trailer)
+			}
+		})
+	}
+}
+
+// TestEncodedResponsesRefused: an inspected response with a
+// Content-Encoding cannot be inspected and is refused with 502.
+func TestEncodedResponsesRefused(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "\x1f\x8b compressed")
+	}))
+	defer up.Close()
+	s := front(t, newProxy(t, up.URL, Config{}), func() *Hooks {
+		return &Hooks{Raw: func(b []byte) ([]byte, error) { return b, nil }}
+	})
+	resp, err := http.Post(s.URL, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "compressed response") || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("got %d %q (Content-Encoding %q), want a 502 refusal", resp.StatusCode, body, resp.Header.Get("Content-Encoding"))
 	}
 }

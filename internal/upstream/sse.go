@@ -17,15 +17,17 @@ import (
 // then the event is re-encoded with its other fields (id, event, retry,
 // comments) kept in order.
 type eventStream struct {
-	src  io.ReadCloser
-	br   *bufio.Reader
-	f    func([]byte) ([]byte, error)
-	max  int64
-	done func(int64, error)
+	src   io.ReadCloser
+	br    *bufio.Reader
+	f     func([]byte) ([]byte, error)
+	field func([]byte) (bool, error) // checks every line but data lines; nil keeps them
+	max   int64
+	done  func(int64, error)
 
 	raw     []byte       // the current event as received
 	data    []byte       // its data field values joined by "\n"
 	sawData bool         // the current event has a data field
+	dropped bool         // a line of the current event was dropped
 	started bool         // the stream's first bytes were examined
 	out     bytes.Buffer // bytes ready for the client
 	n       int64        // bytes handed to the client
@@ -38,8 +40,11 @@ var (
 	errBareCR        = errors.New("upstream SSE stream uses bare CR line endings")
 )
 
-func newEventStream(src io.ReadCloser, f func([]byte) ([]byte, error), max int64, done func(int64, error)) io.ReadCloser {
-	return &eventStream{src: src, br: bufio.NewReaderSize(src, 16<<10), f: f, max: max, done: done}
+func newEventStream(src io.ReadCloser, f func([]byte) ([]byte, error), field func([]byte) (bool, error), max int64, done func(int64, error)) io.ReadCloser {
+	if f == nil {
+		field = nil // no transform: a pure pass-through
+	}
+	return &eventStream{src: src, br: bufio.NewReaderSize(src, 16<<10), f: f, field: field, max: max, done: done}
 }
 
 func (s *eventStream) Read(p []byte) (int, error) {
@@ -140,11 +145,25 @@ func (s *eventStream) addLine(line []byte) error {
 		// refuse rather than inspect something the client reads otherwise.
 		return errBareCR
 	}
-	s.raw = append(s.raw, line...)
 	if s.f == nil {
+		s.raw = append(s.raw, line...)
 		return nil
 	}
 	field, value := splitField(trimEOL(line))
+	if string(field) != "data" && s.field != nil && !isBlank(line) {
+		// Comments, id, event, retry and unknown fields reach the
+		// client too (an id comes back as Last-Event-ID): each is
+		// checked, and dropped when the check says so.
+		keep, err := s.field(trimEOL(line))
+		if err != nil {
+			return err
+		}
+		if !keep {
+			s.dropped = true
+			return nil
+		}
+	}
+	s.raw = append(s.raw, line...)
 	if string(field) == "data" {
 		if s.sawData {
 			s.data = append(s.data, '\n')
@@ -156,7 +175,10 @@ func (s *eventStream) addLine(line []byte) error {
 }
 
 func (s *eventStream) emit() error {
-	defer func() { s.raw, s.data, s.sawData = s.raw[:0], s.data[:0], false }()
+	defer func() { s.raw, s.data, s.sawData, s.dropped = s.raw[:0], s.data[:0], false, false }()
+	if s.dropped && isBlank(s.raw) {
+		return nil // all that was left of the event was its end
+	}
 	if s.f == nil || !s.sawData {
 		s.out.Write(s.raw)
 		return nil

@@ -23,7 +23,7 @@ func FuzzEventStream(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		// Without a transform the framer is a pure pass-through.
-		s := newEventStream(io.NopCloser(iotest.OneByteReader(bytes.NewReader(in))), nil, 1<<20, nil)
+		s := newEventStream(io.NopCloser(iotest.OneByteReader(bytes.NewReader(in))), nil, nil, 1<<20, nil)
 		out, err := io.ReadAll(s)
 		if err != nil || !bytes.Equal(out, in) {
 			t.Fatalf("stream altered (%v):\n in %q\nout %q", err, in, out)
@@ -32,7 +32,7 @@ func FuzzEventStream(f *testing.F) {
 		// except that a leading BOM and an unterminated last event are
 		// dropped (as a client would), and bare CRs are refused.
 		s = newEventStream(io.NopCloser(iotest.OneByteReader(bytes.NewReader(in))),
-			func([]byte) ([]byte, error) { return nil, nil }, 1<<20, nil)
+			func([]byte) ([]byte, error) { return nil, nil }, nil, 1<<20, nil)
 		out, err = io.ReadAll(s)
 		want := bytes.TrimPrefix(in, []byte("\xEF\xBB\xBF"))
 		if bytes.Contains(bareCRs(want), []byte("\r")) {
@@ -61,7 +61,7 @@ func TestEventStreamRewritesOnlyData(t *testing.T) {
 			t.Errorf("data = %q, want a\\nb", b)
 		}
 		return []byte("c\nd"), nil
-	}, 1<<20, nil)
+	}, nil, 1<<20, nil)
 	out, err := io.ReadAll(s)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestEventStreamFraming(t *testing.T) {
 		{"bare CR refused", "data: x\rdata: y\n\n", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := io.ReadAll(newEventStream(io.NopCloser(bytes.NewReader([]byte(tc.in))), keep, 1<<20, nil))
+			out, err := io.ReadAll(newEventStream(io.NopCloser(bytes.NewReader([]byte(tc.in))), keep, nil, 1<<20, nil))
 			if (err != nil) != tc.wantErr || string(out) != tc.want {
 				t.Fatalf("got %q, %v; want %q (error %v)", out, err, tc.want, tc.wantErr)
 			}
@@ -100,12 +100,36 @@ func TestEventStreamDrop(t *testing.T) {
 			return []byte{}, nil
 		}
 		return nil, nil
-	}, 1<<20, nil)
+	}, nil, 1<<20, nil)
 	out, err := io.ReadAll(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "id: 1\ndata: keep\n\n: comment\n\ndata: keep2\n\n"; string(out) != want {
 		t.Errorf("out = %q, want %q", out, want)
+	}
+}
+
+// TestEventStreamFieldCheck: every line but data lines goes through the
+// field check (comments, id, event, retry, unknown fields), and a line it
+// refuses never reaches the client; data lines go to the transform only.
+func TestEventStreamFieldCheck(t *testing.T) {
+	in := ": ping SECRET\n\n: ok\n\nid: SECRET-7\nevent: message\ndata: {}\n: inner SECRET\nretry: 10\nSECRET\n\nid: 8\n\n"
+	var seen []string
+	s := newEventStream(io.NopCloser(iotest.OneByteReader(bytes.NewReader([]byte(in)))),
+		func([]byte) ([]byte, error) { return nil, nil },
+		func(line []byte) (bool, error) {
+			seen = append(seen, string(line))
+			return !bytes.Contains(line, []byte("SECRET")), nil
+		}, 1<<20, nil)
+	out, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ": ok\n\nevent: message\ndata: {}\nretry: 10\n\nid: 8\n\n"; string(out) != want {
+		t.Errorf("out = %q, want %q", out, want)
+	}
+	if want := 8; len(seen) != want {
+		t.Errorf("checked %d lines %q, want %d (every line but data and blank ones)", len(seen), seen, want)
 	}
 }
