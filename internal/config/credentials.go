@@ -233,6 +233,12 @@ func (c *Config) validateRouteCredentials(p *problems, key string, r Route, issu
 		"client_secret": rc.ClientSecret != "", "auth_method": rc.AuthMethod != "",
 	}
 	staticFields := map[string]bool{"header": rc.Header != "", "value_file": rc.ValueFile != "", "value": rc.Value != ""}
+	trusted := r.AuthorizationServers // the issuers whose tokens the route accepts
+	if len(trusted) == 0 {
+		for _, as := range c.AuthorizationServers {
+			trusted = append(trusted, as.Issuer)
+		}
+	}
 	switch rc.Mode {
 	case "none":
 		unused(oauthFields)
@@ -247,6 +253,12 @@ func (c *Config) validateRouteCredentials(p *problems, key string, r Route, issu
 		}
 		if rc.Lifetime < Duration(time.Second) || rc.Lifetime > Duration(MaxMintLifetime) {
 			p.add(key+".lifetime", "must be between 1s and %s", MaxMintLifetime)
+		}
+		if len(trusted) > 1 {
+			// A minted token names the user by sub alone: the same sub at
+			// two issuers would be one user to the upstream.
+			p.add(key+".mode", "mint needs the route to trust exactly one issuer (routes[].authorization_servers): "+
+				"the same subject at two issuers would be one user to the upstream")
 		}
 	case "exchange", "client_credentials":
 		unused(staticFields)
@@ -266,8 +278,9 @@ func (c *Config) validateRouteCredentials(p *problems, key string, r Route, issu
 			p.add(key+".authorization_server", "required: the route trusts several issuers; name the one whose token endpoint to use")
 		case !issuers[rc.AuthorizationServer]:
 			p.add(key+".authorization_server", "%q is not one of the configured authorization_servers", rc.AuthorizationServer)
-		case rc.Mode == "exchange" && len(r.AuthorizationServers) > 0 && !slices.Contains(r.AuthorizationServers, rc.AuthorizationServer):
-			p.add(key+".authorization_server", "%q is not trusted on this route: it could not exchange the route's tokens", rc.AuthorizationServer)
+		case rc.Mode == "exchange" && (len(trusted) != 1 || trusted[0] != rc.AuthorizationServer):
+			p.add(key+".authorization_server", "exchange needs the route to trust only %q (routes[].authorization_servers): "+
+				"another issuer's tokens cannot be exchanged there, and must not be sent there", rc.AuthorizationServer)
 		}
 		if rc.ClientID == "" {
 			p.add(key+".client_id", "required: mcpgate's client at the authorization server")
@@ -307,8 +320,9 @@ func checkCredentialHeader(h string) error {
 		return fmt.Errorf("%q is not a valid header name", h)
 	}
 	switch lh := strings.ToLower(h); {
-	case slices.Contains([]string{"host", "cookie", "content-length", "content-type", "transfer-encoding", "connection",
-		"keep-alive", "te", "trailer", "upgrade", "proxy-authorization", "proxy-connection", "accept", "user-agent"}, lh):
+	case slices.Contains([]string{"host", "cookie", "set-cookie", "content-length", "content-type", "content-encoding", "expect",
+		"transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate",
+		"proxy-connection", "accept", "user-agent"}, lh):
 		return fmt.Errorf("%q cannot carry a credential", h)
 	case strings.HasPrefix(lh, "mcp-"):
 		return fmt.Errorf("%q is an MCP transport header", h)

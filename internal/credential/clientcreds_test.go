@@ -165,12 +165,12 @@ func TestClientCredentialsRefresh(t *testing.T) {
 // TestClientCredentialsRefusal: a refusal with no valid token is returned
 // for RetryAfter without a new request.
 func TestClientCredentialsRefusal(t *testing.T) {
-	f := xcNewFakeAS(t, xcJSON(400, map[string]string{"error": "unauthorized_client", "error_description": "nope"}))
+	f := xcNewFakeAS(t, xcJSON(400, map[string]string{"error": "invalid_scope", "error_description": "nope"}))
 	clock := xcNewClock()
 	s := xcNewClientCreds(t, f.endpoint(t, xcSecret(), nil), func(c *ClientCredentialsConfig) { c.Now = clock.Now })
 	for range 3 {
 		_, err := s.Credential(context.Background(), Caller{})
-		if !IsDenied(err) || !strings.Contains(err.Error(), "(unauthorized_client)") || strings.Contains(err.Error(), "nope") {
+		if !IsDenied(err) || !strings.Contains(err.Error(), "(invalid_scope)") || strings.Contains(err.Error(), "nope") {
 			t.Fatalf("got %v", err)
 		}
 	}

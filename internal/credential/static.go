@@ -138,6 +138,11 @@ func staticTokenChar(r rune) bool {
 	return r < 0x80 && strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
+// MinSecretLen is the shortest static secret accepted: the gateway removes
+// echoes of live credentials by exact match, which it does only for values
+// at least this long.
+const MinSecretLen = 8
+
 // newStaticCred builds the credential for value. Errors never contain the
 // value.
 func newStaticCred(header string, value []byte) (Credential, error) {
@@ -151,6 +156,9 @@ func newStaticCred(header string, value []byte) (Credential, error) {
 	}
 	v := string(value)
 	sec := staticSecret(v)
+	if len(sec) < MinSecretLen {
+		return Credential{}, fmt.Errorf("the value is shorter than %d bytes: too short to be told apart from ordinary text, so echoes of it could not be redacted", MinSecretLen)
+	}
 	sum := sha256.Sum256([]byte(sec))
 	return Credential{Header: header, Value: v, Secret: sec, ID: hex.EncodeToString(sum[:8])}, nil
 }

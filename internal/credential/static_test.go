@@ -39,6 +39,22 @@ func staticID(s string) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
+// TestStaticTooShort: a value too short for exact-match redaction is
+// refused (an echo of it could not be removed from answers).
+func TestStaticTooShort(t *testing.T) {
+	for _, v := range []string{"abc", "Bearer 1234567", "Bearer"} {
+		p := filepath.Join(t.TempDir(), "value")
+		staticWrite(t, p, v, 0o600)
+		s, err := NewStatic(StaticConfig{ValueFile: p})
+		if err == nil {
+			_, err = s.Credential(context.Background(), Caller{})
+		}
+		if err == nil || strings.Contains(err.Error(), v) && len(v) > 6 {
+			t.Errorf("%q: err %v, want a refusal that does not repeat the value", v, err)
+		}
+	}
+}
+
 func TestStaticValues(t *testing.T) {
 	tok := staticToken(t)
 	for _, tc := range []struct {
@@ -54,7 +70,7 @@ func TestStaticValues(t *testing.T) {
 		{"basic", "", "Basic " + tok, "Authorization", "Basic " + tok, tok},
 		{"api key header", "x-api-key", tok, "X-Api-Key", tok, tok},
 		{"other scheme kept whole", "", "Token " + tok, "Authorization", "Token " + tok, "Token " + tok},
-		{"bare Bearer word", "", "Bearer", "Authorization", "Bearer", "Bearer"},
+		{"bare scheme word kept whole", "", "Bearer-ish", "Authorization", "Bearer-ish", "Bearer-ish"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "value")

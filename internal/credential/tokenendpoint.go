@@ -338,7 +338,9 @@ func (e *TokenEndpoint) do(req *http.Request) (int, []byte, error) {
 
 // parseTokenEndpointResponse classifies and checks a token endpoint
 // answer. A 200 must be a valid RFC 6749 §5.1 response; a 400, 401 or 403
-// with an error code is a refusal (Denied); anything else is Unavailable.
+// with an error code is a refusal (Denied), except invalid_client and
+// unauthorized_client, which refuse mcpgate itself (Unavailable, counted by
+// the breaker); anything else is Unavailable.
 // Errors never carry the body, a token or the error_description.
 func parseTokenEndpointResponse(status int, body []byte, op string, exchange bool) (tokenEndpointResponse, error) {
 	invalid := func(format string, args ...any) (tokenEndpointResponse, error) {
@@ -354,6 +356,14 @@ func parseTokenEndpointResponse(status int, body []byte, op string, exchange boo
 		code, ok := xcErrorCode(body)
 		if !ok {
 			return invalid("refusal without an error code")
+		}
+		if code == "invalid_client" || code == "unauthorized_client" {
+			// mcpgate's own client is refused (a wrong or rotated secret,
+			// a grant not allowed): not the user's doing, and every call
+			// will fail alike until an operator fixes it.
+			return tokenEndpointResponse{}, &Error{Kind: Unavailable,
+				Message: "the authorization server refused mcpgate's own client (" + code + ")",
+				Err:     fmt.Errorf("status %d, error %s", status, code)}
 		}
 		return tokenEndpointResponse{}, &Error{Kind: Denied,
 			Message: "the authorization server refused the " + op + " (" + code + ")",

@@ -413,8 +413,9 @@ func TestTokenEndpointDevauthSecretEncoding(t *testing.T) {
 	})
 	_, err := ep.request(context.Background(), "client credentials grant",
 		url.Values{"grant_type": {"client_credentials"}, "resource": {xcUpstreamRes}}, false)
-	if !IsDenied(err) || !strings.Contains(err.Error(), "(invalid_client)") {
-		t.Errorf("wrong secret: %v, want Denied invalid_client", err)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Kind != Unavailable || !strings.Contains(err.Error(), "refused mcpgate's own client (invalid_client)") {
+		t.Errorf("wrong secret: %v, want Unavailable invalid_client (mcpgate's own configuration, not the user's)", err)
 	}
 }
 
@@ -475,7 +476,9 @@ func TestParseTokenEndpointResponse(t *testing.T) {
 
 		{name: "400 invalid_target", status: 400, body: []byte(`{"error":"invalid_target","error_description":"resource https://x is unknown"}`), exchange: true,
 			kind: denied, msg: "the authorization server refused the token exchange (invalid_target)"},
-		{name: "401 invalid_client", status: 401, body: []byte(`{"error":"invalid_client"}`), kind: denied, msg: "the authorization server refused the op (invalid_client)"},
+		{name: "401 invalid_client", status: 401, body: []byte(`{"error":"invalid_client"}`), kind: unavailable, msg: "the authorization server refused mcpgate's own client (invalid_client)"},
+		{name: "400 unauthorized_client", status: 400, body: []byte(`{"error":"unauthorized_client"}`), kind: unavailable, msg: "the authorization server refused mcpgate's own client (unauthorized_client)"},
+		{name: "400 invalid_grant", status: 400, body: []byte(`{"error":"invalid_grant"}`), kind: denied, msg: "the authorization server refused the op (invalid_grant)"},
 		{name: "403 sanitized", status: 403, body: []byte(`{"error":"Access-Denied <script>` + strings.Repeat("x", 100) + `"}`), kind: denied,
 			msg: "the authorization server refused the op (access_denied__script_" + strings.Repeat("x", 64-len("access_denied__script_")) + ")"},
 		{name: "400 without error", status: 400, body: []byte(`{"error_description":"nope"}`), kind: unavailable},

@@ -26,6 +26,12 @@ func (x *exchange) attachCredential() *rejection {
 	scopes := x.grant.Expanded()
 	if x.rt.credMode == credential.ModeExchange {
 		scopes = x.grant.Granted()
+		if x.ident.Issuer != x.rt.credIssuer {
+			// Configuration makes the route trust only that issuer; this
+			// holds even if it did not: a token goes to its own issuer only.
+			return &rejection{status: http.StatusForbidden, code: codeDenied, decision: audit.Deny, reason: "credential_denied",
+				message: "denied: this route exchanges only tokens issued by " + x.rt.credIssuer}
+		}
 	}
 	c, err := src.Credential(x.r.Context(), credential.Caller{
 		Token:    x.token,
@@ -52,6 +58,13 @@ func (x *exchange) attachCredential() *rejection {
 		}
 		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
 			reason: "credential_unavailable", cause: err, message: msg}
+	}
+	if x.token != "" && strings.Contains(c.Secret, x.token) {
+		// An authorization server that hands the subject token back
+		// would turn the exchange into passthrough.
+		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
+			reason: "credential_unavailable", cause: errors.New("the credential obtained for the upstream is the client's own token"),
+			message: "mcpgate cannot obtain a credential for this upstream now; try again later"}
 	}
 	x.cred = c
 	if c.Secret != "" {

@@ -102,6 +102,7 @@ type route struct {
 	upstream                             string            // upstream host, for audit
 	cred                                 credential.Source // nil: the upstream receives no credential
 	credMode                             string
+	credIssuer                           string // exchange: the only issuer whose tokens are exchanged
 }
 
 // Check validates cfg completely, including what only the stages can check
@@ -220,7 +221,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		if rt.cred, err = kit.source(rc); err != nil {
 			return nil, fmt.Errorf("route %s: credentials: %w", rc.Name, err)
 		}
-		rt.credMode = rc.Credentials.Mode
+		rt.credMode, rt.credIssuer = rc.Credentials.Mode, rc.Credentials.AuthorizationServer
 		g.routes = append(g.routes, rt)
 	}
 	g.registerHandlers()

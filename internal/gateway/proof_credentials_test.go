@@ -27,6 +27,9 @@ func TestExchangeFailuresFailClosed(t *testing.T) {
 		switch s := int(status.Load()); s {
 		case http.StatusOK:
 			io.WriteString(w, `{"access_token":"exchanged-`+randomAlnum(24)+`","token_type":"Bearer","expires_in":300,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}`)
+		case http.StatusCreated: // a broken server that hands the subject token back
+			_ = r.ParseForm()
+			io.WriteString(w, `{"access_token":"`+r.Form.Get("subject_token")+`","token_type":"Bearer","expires_in":300}`)
 		case http.StatusBadRequest:
 			w.WriteHeader(s)
 			io.WriteString(w, `{"error":"invalid_target","error_description":"echo of your input: <script>"}`)
@@ -61,6 +64,7 @@ func TestExchangeFailuresFailClosed(t *testing.T) {
 	}{
 		{"refused", http.StatusBadRequest, http.StatusOK, codeDenied, "invalid_target", "credential_denied"},
 		{"server error", http.StatusInternalServerError, http.StatusServiceUnavailable, codeUnavailable, "try again later", "credential_unavailable"},
+		{"subject token handed back", http.StatusCreated, http.StatusServiceUnavailable, codeUnavailable, "try again later", "credential_unavailable"},
 		{"ok", http.StatusOK, http.StatusOK, 0, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +90,9 @@ func TestExchangeFailuresFailClosed(t *testing.T) {
 			}
 			if strings.Contains(string(resp.body), "<script>") || strings.Contains(string(resp.body), "upstream trouble") {
 				t.Errorf("the authorization server's own text reached the client: %s", resp.body)
+			}
+			if tc.asStatus == http.StatusCreated && !strings.Contains(h.logs.String(), "is the client's own token") {
+				t.Errorf("refused for another reason than the handed-back token")
 			}
 			ev := h.recordsOf(t, resp.requestID(), 1)[0]
 			if ev.Reason != tc.reason || (tc.wantCode == codeDenied) != (ev.Decision == audit.Deny) {
