@@ -92,27 +92,33 @@ type clientCredsToken struct {
 
 var _ Source = (*ClientCredentials)(nil)
 
+// checkTarget reports the problems of the settings that exchange and
+// client credentials share.
+func checkTarget(add func(string, ...any), ep *TokenEndpoint, resource string, scopes []string, margin time.Duration) {
+	if ep == nil {
+		add("a token endpoint is required")
+	}
+	if resource == "" {
+		add("resource is required")
+	} else if err := checkResource(resource); err != nil {
+		add("resource %q: %w", resource, err)
+	}
+	for _, s := range scopes {
+		if !validScope(s) {
+			add("scope %q is not a valid scope token (RFC 6749 §3.3)", s)
+		}
+	}
+	if margin < 0 {
+		add("refresh margin must not be negative")
+	}
+}
+
 // NewClientCredentials validates cfg, reporting every problem at once, and
 // returns the Source. It makes no request.
 func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, error) {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if cfg.Endpoint == nil {
-		add("a token endpoint is required")
-	}
-	if cfg.Resource == "" {
-		add("resource is required")
-	} else if err := xcCheckResource(cfg.Resource); err != nil {
-		add("resource %q: %w", cfg.Resource, err)
-	}
-	for _, s := range cfg.Scopes {
-		if !xcScopeToken(s) {
-			add("scope %q is not a valid scope token (RFC 6749 §3.3)", s)
-		}
-	}
-	if cfg.RefreshMargin < 0 {
-		add("refresh margin must not be negative")
-	}
+	checkTarget(add, cfg.Endpoint, cfg.Resource, cfg.Scopes, cfg.RefreshMargin)
 	if cfg.RetryAfter < 0 {
 		add("retry after must not be negative")
 	}
@@ -206,7 +212,7 @@ func (s *ClientCredentials) fetch(ctx context.Context) (any, error) {
 	margin = min(margin, resp.Lifetime/2)
 	tok := &clientCredsToken{
 		cred: Credential{Header: "Authorization", Value: "Bearer " + resp.AccessToken, Secret: resp.AccessToken,
-			Expiry: expiry, ID: xcShortHash(resp.AccessToken)},
+			Expiry: expiry, ID: shortHash(resp.AccessToken)},
 		refreshAt: expiry.Add(-margin),
 	}
 	s.mu.Lock()

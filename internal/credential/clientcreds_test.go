@@ -62,7 +62,7 @@ func TestClientCredentialsDevauth(t *testing.T) {
 	if c["sub"] != xcGateway || c["aud"] != xcUpstreamRes || c["scope"] != "docs:read docs:write" || c["act"] != nil {
 		t.Errorf("claims %v", c)
 	}
-	if cred.Header != "Authorization" || cred.Value != "Bearer "+cred.Secret || cred.ID != xcShortHash(cred.Secret) {
+	if cred.Header != "Authorization" || cred.Value != "Bearer "+cred.Secret || cred.ID != shortHash(cred.Secret) {
 		t.Errorf("credential %+v", cred)
 	}
 	// The caller is ignored: everyone gets the one cached token.

@@ -117,24 +117,9 @@ var _ Source = (*Exchange)(nil)
 func NewExchange(cfg ExchangeConfig) (*Exchange, error) {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if cfg.Endpoint == nil {
-		add("a token endpoint is required")
-	}
-	if cfg.Resource == "" {
-		add("resource is required")
-	} else if err := xcCheckResource(cfg.Resource); err != nil {
-		add("resource %q: %w", cfg.Resource, err)
-	}
-	if cfg.Audience != "" && (!xcPrintable(cfg.Audience) || strings.TrimSpace(cfg.Audience) != cfg.Audience) {
+	checkTarget(add, cfg.Endpoint, cfg.Resource, cfg.Scopes, cfg.RefreshMargin)
+	if cfg.Audience != "" && (!printable(cfg.Audience) || strings.TrimSpace(cfg.Audience) != cfg.Audience) {
 		add("audience must be printable, without surrounding space")
-	}
-	for _, s := range cfg.Scopes {
-		if !xcScopeToken(s) {
-			add("scope %q is not a valid scope token (RFC 6749 §3.3)", s)
-		}
-	}
-	if cfg.RefreshMargin < 0 {
-		add("refresh margin must not be negative")
 	}
 	if cfg.MaxEntries < 0 {
 		add("max entries must not be negative")
@@ -256,14 +241,14 @@ func (x *Exchange) fetch(ctx context.Context, c Caller, key exchangeKey) (any, e
 	}
 	expiry := start.Add(resp.Lifetime)
 	cred := Credential{Header: "Authorization", Value: "Bearer " + resp.AccessToken, Secret: resp.AccessToken,
-		Expiry: expiry, ID: xcShortHash(resp.AccessToken)}
+		Expiry: expiry, ID: shortHash(resp.AccessToken)}
 	margin := min(x.margin, resp.Lifetime/10)
 	validUntil := expiry.Add(-margin)
 	if !c.Expiry.IsZero() && c.Expiry.Before(validUntil) {
 		validUntil = c.Expiry
 	}
 	x.log.Debug("credential: token exchanged", "sub", c.Subject, "client_id", c.ClientID,
-		"subject_token_id", xcShortHash(c.Token), "token_id", cred.ID, "cached_until", validUntil)
+		"subject_token_id", shortHash(c.Token), "token_id", cred.ID, "cached_until", validUntil)
 	if validUntil.After(start) {
 		x.store(key, cred, validUntil, start)
 	}
@@ -392,8 +377,8 @@ func (x *Exchange) remember(token string, now time.Time, err error) {
 	x.denials[sum] = exchangeDenial{until: now.Add(x.denialTTL), err: err}
 }
 
-// xcCheckResource accepts an RFC 8707 resource indicator: an absolute http
+// checkResource accepts an RFC 8707 resource indicator: an absolute http
 // or https URL without fragment (or user information).
-func xcCheckResource(raw string) error {
-	return xcCheckEndpointURL(raw)
+func checkResource(raw string) error {
+	return checkEndpointURL(raw)
 }

@@ -79,7 +79,7 @@ func TestExchangeDevauth(t *testing.T) {
 		t.Fatalf("exchange: %v", err)
 	}
 	if cred.Header != "Authorization" || cred.Value != "Bearer "+cred.Secret || cred.Secret == alice.Token ||
-		cred.ID != xcShortHash(cred.Secret) || !xcIDPattern.MatchString(cred.ID) {
+		cred.ID != shortHash(cred.Secret) || !xcIDPattern.MatchString(cred.ID) {
 		t.Errorf("credential %+v", cred)
 	}
 	if d := cred.Expiry.Sub(before); d < 9*time.Minute || d > 11*time.Minute {

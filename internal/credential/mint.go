@@ -72,7 +72,7 @@ func NewMinter(cfg MintConfig, keys *KeySet) (*Minter, error) {
 	}
 	var scopes []string
 	for _, s := range cfg.Scopes {
-		if !validMintScope(s) {
+		if !validScope(s) {
 			errs = append(errs, fmt.Errorf("credential: mint scope %q is not a valid scope token", s))
 		} else if !slices.Contains(scopes, s) {
 			scopes = append(scopes, s)
@@ -124,20 +124,6 @@ func mintLoopbackHost(h string) bool {
 	}
 	ip, err := netip.ParseAddr(h)
 	return err == nil && ip.IsLoopback()
-}
-
-// validMintScope reports whether s is an RFC 6749 §3.3 scope-token.
-func validMintScope(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // mintClaims are the claims of a minted token.

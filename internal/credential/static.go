@@ -2,8 +2,6 @@ package credential
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/textproto"
@@ -159,8 +157,7 @@ func newStaticCred(header string, value []byte) (Credential, error) {
 	if len(sec) < MinSecretLen {
 		return Credential{}, fmt.Errorf("the value is shorter than %d bytes: too short to be told apart from ordinary text, so echoes of it could not be redacted", MinSecretLen)
 	}
-	sum := sha256.Sum256([]byte(sec))
-	return Credential{Header: header, Value: v, Secret: sec, ID: hex.EncodeToString(sum[:8])}, nil
+	return Credential{Header: header, Value: v, Secret: sec, ID: shortHash(sec)}, nil
 }
 
 // staticSecret strips a leading Bearer or Basic scheme, so the secret is

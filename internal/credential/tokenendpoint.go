@@ -153,18 +153,18 @@ func NewTokenEndpoint(cfg TokenEndpointConfig) (*TokenEndpoint, error) {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch {
 	case cfg.TokenURL != "":
-		if err := xcCheckEndpointURL(cfg.TokenURL); err != nil {
+		if err := checkEndpointURL(cfg.TokenURL); err != nil {
 			add("token url: %w", err)
 		}
 	case cfg.Issuer == "":
 		add("either a token url or an issuer (for discovery) is required")
 	}
 	if cfg.Issuer != "" {
-		if err := xcCheckEndpointURL(cfg.Issuer); err != nil {
+		if err := checkEndpointURL(cfg.Issuer); err != nil {
 			add("issuer: %w", err)
 		}
 	}
-	if cfg.ClientID == "" || !xcPrintable(cfg.ClientID) {
+	if cfg.ClientID == "" || !printable(cfg.ClientID) {
 		add("client id is required and must be printable")
 	}
 	if cfg.ClientSecret == nil {
@@ -307,7 +307,7 @@ func (e *TokenEndpoint) send(ctx context.Context, op string, form url.Values, se
 	var ce *Error
 	switch {
 	case err == nil:
-		e.log.Debug("credential: token issued", "grant", op, "token_id", xcShortHash(resp.AccessToken),
+		e.log.Debug("credential: token issued", "grant", op, "token_id", shortHash(resp.AccessToken),
 			"expires_in", resp.Lifetime.String(), "expires_in_assumed", resp.LifetimeAssumed)
 	case errors.As(err, &ce) && ce.Kind == Denied:
 		e.log.Warn("credential: the authorization server refused a token request", "grant", op, "status", status, "err", ce.Err)
@@ -353,7 +353,7 @@ func parseTokenEndpointResponse(status int, body []byte, op string, exchange boo
 	switch {
 	case status == http.StatusOK:
 	case status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden:
-		code, ok := xcErrorCode(body)
+		code, ok := errorCode(body)
 		if !ok {
 			return invalid("refusal without an error code")
 		}
@@ -426,7 +426,7 @@ func parseTokenEndpointResponse(status int, body []byte, op string, exchange boo
 	}
 
 	if v, ok := obj["expires_in"]; ok && string(v) != "null" {
-		secs, err := xcExpiresIn(v)
+		secs, err := parseExpiresIn(v)
 		if err != nil {
 			return invalid("%w", err)
 		}
@@ -445,7 +445,7 @@ func parseTokenEndpointResponse(status int, body []byte, op string, exchange boo
 			if s == "" {
 				continue
 			}
-			if !xcScopeToken(s) {
+			if !validScope(s) {
 				return invalid("scope holds an invalid scope token")
 			}
 			r.Scopes = append(r.Scopes, s)
@@ -454,10 +454,10 @@ func parseTokenEndpointResponse(status int, body []byte, op string, exchange boo
 	return r, nil
 }
 
-// xcExpiresIn reads expires_in: a positive integer number of seconds, as a
+// parseExpiresIn reads expires_in: a positive integer number of seconds, as a
 // JSON number or (as some servers send it) a string of digits. It is capped
 // at maxTokenLifetime.
-func xcExpiresIn(v json.RawMessage) (int64, error) {
+func parseExpiresIn(v json.RawMessage) (int64, error) {
 	var s string
 	if json.Unmarshal(v, &s) == nil {
 		if s == "" || len(s) > 12 || strings.Trim(s, "0123456789") != "" {
@@ -478,10 +478,10 @@ func xcExpiresIn(v json.RawMessage) (int64, error) {
 	return int64(f), nil
 }
 
-// xcErrorCode reads the error code of an RFC 6749 §5.2 answer, sanitized:
+// errorCode reads the error code of an RFC 6749 §5.2 answer, sanitized:
 // ASCII letters lowercased, anything but a-z and _ replaced by _, at most 64
 // characters. The error_description is never read.
-func xcErrorCode(body []byte) (string, bool) {
+func errorCode(body []byte) (string, bool) {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(body, &obj) != nil {
 		return "", false
@@ -592,7 +592,7 @@ func (e *TokenEndpoint) fetchMetadata(ctx context.Context, doc string) (string, 
 	if json.Unmarshal(obj["token_endpoint"], &te) != nil || te == "" {
 		return "", fmt.Errorf("metadata %s: no token_endpoint string", doc)
 	}
-	if err := xcCheckEndpointURL(te); err != nil {
+	if err := checkEndpointURL(te); err != nil {
 		return "", fmt.Errorf("metadata %s: token_endpoint: %w", doc, err)
 	}
 	if strings.HasPrefix(te, "http:") && !strings.HasPrefix(e.issuer, "http:") {
@@ -601,10 +601,10 @@ func (e *TokenEndpoint) fetchMetadata(ctx context.Context, doc string) (string, 
 	return te, nil
 }
 
-// xcCheckEndpointURL accepts an absolute http or https URL without user
+// checkEndpointURL accepts an absolute http or https URL without user
 // information or fragment. (Which hosts may be plain http is the
 // configuration's decision.)
-func xcCheckEndpointURL(raw string) error {
+func checkEndpointURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
@@ -621,15 +621,15 @@ func xcCheckEndpointURL(raw string) error {
 	return nil
 }
 
-// xcShortHash identifies a token or secret in logs and audit records
+// shortHash identifies a token or secret in logs and audit records
 // without revealing it: the first 16 hex digits of its SHA-256.
-func xcShortHash(s string) string {
+func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
 }
 
-// xcScopeToken reports whether s is an RFC 6749 §3.3 scope-token.
-func xcScopeToken(s string) bool {
+// validScope reports whether s is an RFC 6749 §3.3 scope-token.
+func validScope(s string) bool {
 	if s == "" || len(s) > 256 {
 		return false
 	}
@@ -641,8 +641,8 @@ func xcScopeToken(s string) bool {
 	return true
 }
 
-// xcPrintable reports whether s is valid UTF-8 without control characters.
-func xcPrintable(s string) bool {
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
 		return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)
 	})

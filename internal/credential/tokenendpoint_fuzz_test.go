@@ -48,7 +48,7 @@ func FuzzParseTokenEndpointResponse(f *testing.F) {
 				}
 			}
 			for _, s := range r.Scopes {
-				if !xcScopeToken(s) {
+				if !validScope(s) {
 					t.Fatalf("accepted scope %q", s)
 				}
 			}

@@ -858,7 +858,7 @@ func TestTokenEndpointNoLeaks(t *testing.T) {
 			t.Fatalf("errors %v", errs)
 		}
 		out := strings.Join(errs, "\n") + logs.String()
-		if !strings.Contains(logs.String(), "token_id="+xcShortHash(issued)) {
+		if !strings.Contains(logs.String(), "token_id="+shortHash(issued)) {
 			t.Errorf("the issued token is not identified by its hash in the logs: %s", logs.String())
 		}
 		for _, leak := range []string{sec, url.QueryEscape(sec), subject, issued, "Basic "} {
