@@ -6,8 +6,15 @@
 // A decision that cannot be recorded is not carried out: the gateway treats
 // a Sink error as a denial. Records are JSON lines; strings are escaped by
 // encoding/json, so a value can never start a new line (log injection).
-// Tokens are never recorded, only their fingerprint. The tamper-evident
-// chain and the durable file sink build on these types.
+// Tokens are never recorded, only their fingerprint.
+//
+// Tamper evidence (chain.go): every record carries a sequence number and
+// the SHA-256 of the previous line, and checkpoint records sign the chain
+// with an Ed25519 key, so that [Verify] finds a record that was modified,
+// deleted, inserted or reordered. [FileSink] (file.go) writes the chain
+// durably (group commit, fsync, rotation, crash repair); [StreamSink]
+// writes it to a stream such as stdout. [Writer] is the plain, unchained
+// sink kept for tests.
 package audit
 
 import (
@@ -29,6 +36,9 @@ const (
 	KindDecision Kind = "decision" // made before a call is forwarded, or for a rejected request
 	KindOutcome  Kind = "outcome"  // after a forwarded call finished
 	KindAlert    Kind = "alert"    // something an operator should look at (e.g. a changed tool definition)
+	// KindCheckpoint is a signed checkpoint, written by the sink itself
+	// (never by a caller): see [Checkpoint].
+	KindCheckpoint Kind = "checkpoint"
 )
 
 // Decision values.
@@ -40,10 +50,20 @@ const (
 	Error   = "error"   // an internal or upstream failure
 	Forward = "forward" // outcome of a forwarded call
 	Alert   = "alert"   // an alert record
+	// DecisionCheckpoint is the decision of every checkpoint record (the
+	// field is always present in a line, so it is filled rather than left
+	// empty).
+	DecisionCheckpoint = "checkpoint"
 )
 
 // Event is one audit record. docs/audit.md documents every field.
 type Event struct {
+	// Seq and Prev chain the records (see chain.go). They are assigned by
+	// a chaining sink ([FileSink], [StreamSink]) and filled into the
+	// caller's Event when Write succeeds; a caller's values are ignored.
+	// They come first so that a line starts with its position.
+	Seq             uint64    `json:"seq"`
+	Prev            string    `json:"prev"` // hex SHA-256 of the previous line; 64 zeros for the first record
 	Time            time.Time `json:"time"`
 	Kind            Kind      `json:"kind"`
 	RequestID       string    `json:"request_id"`
@@ -65,16 +85,20 @@ type Event struct {
 	Prompt          string    `json:"prompt,omitempty"`
 	Resource        string    `json:"resource,omitempty"`
 	ArgsDigest      string    `json:"args_digest,omitempty"` // SHA-256 of the raw arguments
-	Decision        string    `json:"decision"`
-	Rule            string    `json:"rule,omitempty"`
-	Labels          []string  `json:"labels,omitempty"` // the tool's sequence-policy labels
-	Reason          string    `json:"reason,omitempty"`
-	Status          int       `json:"status,omitempty"`
-	RequiredScopes  []string  `json:"required_scopes,omitempty"`
-	UpstreamStatus  int       `json:"upstream_status,omitempty"`
-	LatencyMS       float64   `json:"latency_ms,omitempty"`
-	Bytes           int64     `json:"bytes,omitempty"`
-	Filtered        int       `json:"filtered,omitempty"` // list items removed by policy
+	// Arguments are the tool arguments after redaction, recorded only
+	// with audit.capture_arguments.
+	Arguments      json.RawMessage `json:"arguments,omitempty"`
+	Decision       string          `json:"decision"`
+	Rule           string          `json:"rule,omitempty"`
+	Labels         []string        `json:"labels,omitempty"` // the tool's sequence-policy labels
+	Reason         string          `json:"reason,omitempty"`
+	Status         int             `json:"status,omitempty"`
+	RequiredScopes []string        `json:"required_scopes,omitempty"`
+	UpstreamStatus int             `json:"upstream_status,omitempty"`
+	LatencyMS      float64         `json:"latency_ms,omitempty"`
+	UpstreamMS     float64         `json:"upstream_ms,omitempty"` // until the upstream's response headers
+	Bytes          int64           `json:"bytes,omitempty"`
+	Filtered       int             `json:"filtered,omitempty"` // list items removed by policy
 	// CredentialMode and CredentialID name what the upstream received in
 	// place of the client's token (mint, exchange, …; the jti or a short
 	// hash), never the credential itself.
@@ -84,6 +108,11 @@ type Event struct {
 	// in what was returned to the client: which detector, what was done,
 	// never the value.
 	Findings []Finding `json:"findings,omitempty"`
+	// Anomalies are the anomaly flags raised for the request
+	// (docs/operations.md).
+	Anomalies []string `json:"anomalies,omitempty"`
+	// Checkpoint is set on KindCheckpoint records only.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 }
 
 // Finding is one detector's matches in one place.
