@@ -398,12 +398,42 @@ type DefaultRule struct {
 	Scopes []string `yaml:"scopes"`
 }
 
-// Audit configures the audit trail.
+// Audit configures the audit trail (docs/audit.md).
 type Audit struct {
 	// Sink is "stdout" (default) or "file".
 	Sink string `yaml:"sink"`
-	// File is the JSON-lines file for the "file" sink.
+	// File is the active JSON-lines file of the "file" sink; rotated files
+	// are renamed beside it.
 	File string `yaml:"file"`
+	// Fsync is "always" (default: a record is on disk before the call it
+	// records goes ahead) or "interval".
+	Fsync string `yaml:"fsync"`
+	// FsyncInterval is the fsync period with fsync: interval. Default 1s.
+	FsyncInterval Duration `yaml:"fsync_interval"`
+	// RotateSize rotates the file before it grows past this size; 0 never.
+	RotateSize ByteSize `yaml:"rotate_size"`
+	// RotateInterval rotates the file when it is older than this; 0 never.
+	RotateInterval Duration `yaml:"rotate_interval"`
+	// QueueSize bounds the records waiting to be written. Default 1024.
+	QueueSize int `yaml:"queue_size"`
+	// QueueTimeout is how long a request waits for room in a full queue
+	// before its record fails. Default 1s.
+	QueueTimeout Duration `yaml:"queue_timeout"`
+	// WriteTimeout bounds how long a request waits for its record to be
+	// written (queue and fsync); past it the record has failed. Default 5s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// SigningKeyFile is an Ed25519 private key (PKCS#8 PEM) that signs the
+	// chain's checkpoints. Without it the chain is kept but not signed.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// CheckpointInterval is how often a signed checkpoint is written (also
+	// at start, at every rotation and at shutdown). Default 1m.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// OnFailure is deny (default: a request whose decision cannot be
+	// recorded is refused) or allow (it goes ahead; counted and logged).
+	OnFailure string `yaml:"on_failure"`
+	// CaptureArguments records tool arguments, after redaction. Default
+	// false: only their SHA-256 digest is recorded.
+	CaptureArguments bool `yaml:"capture_arguments"`
 }
 
 // Log configures operational logs.

@@ -120,3 +120,32 @@ func TestCredentialRejects(t *testing.T) {
 		t.Errorf("literal with the flag: %v", err)
 	}
 }
+
+func TestAuditRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"bad fsync", minimal + "audit: {sink: file, file: /a, fsync: sometimes}\n", []string{"audit.fsync: must be always or interval"}},
+		{"bad on_failure", minimal + "audit: {on_failure: shrug}\n", []string{"audit.on_failure: must be deny or allow"}},
+		{"tiny rotation", minimal + "audit: {sink: file, file: /a, rotate_size: 1KiB}\n", []string{"audit.rotate_size: must be at least 1MiB"}},
+		{"rotation on stdout", minimal + "audit: {rotate_interval: 1h}\n", []string{"apply to the file sink only"}},
+		{"queue too large", minimal + "audit: {queue_size: 99999999}\n", []string{"audit.queue_size"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Audit; a.Fsync != "always" || a.OnFailure != "deny" || a.QueueSize != 1024 || a.CheckpointInterval.D() != time.Minute || a.CaptureArguments {
+		t.Errorf("audit defaults %+v", a)
+	}
+}

@@ -72,6 +72,13 @@ func (c *Config) ApplyDefaults() {
 
 	c.applyCredentialDefaults()
 	setString(&c.Audit.Sink, "stdout")
+	setString(&c.Audit.Fsync, "always")
+	setDuration(&c.Audit.FsyncInterval, time.Second)
+	setInt(&c.Audit.QueueSize, 1024)
+	setDuration(&c.Audit.QueueTimeout, time.Second)
+	setDuration(&c.Audit.WriteTimeout, 5*time.Second)
+	setDuration(&c.Audit.CheckpointInterval, time.Minute)
+	setString(&c.Audit.OnFailure, "deny")
 	setString(&c.Log.Level, "info")
 	setString(&c.Log.Format, "json")
 }

@@ -47,6 +47,7 @@ func (c *Config) Validate() error {
 	default:
 		p.add("audit.sink", "must be \"stdout\" or \"file\", not %q", c.Audit.Sink)
 	}
+	c.validateAudit(&p)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}
@@ -459,5 +460,30 @@ func (c *Config) validateSequence(p *problems) {
 		if err := checkForwardHeader(hd); err != nil {
 			p.add("sequence.request_headers", "%v", err)
 		}
+	}
+}
+
+func (c *Config) validateAudit(p *problems) {
+	a := c.Audit
+	if a.Fsync != "always" && a.Fsync != "interval" {
+		p.add("audit.fsync", "must be always or interval, not %q", a.Fsync)
+	}
+	if a.FsyncInterval <= 0 || a.CheckpointInterval <= 0 || a.QueueTimeout <= 0 || a.WriteTimeout <= 0 {
+		p.add("audit", "fsync_interval, checkpoint_interval, queue_timeout and write_timeout must be positive")
+	}
+	if a.RotateSize < 0 || a.RotateInterval < 0 {
+		p.add("audit", "rotate_size and rotate_interval must not be negative (0 turns rotation off)")
+	}
+	if a.RotateSize > 0 && a.RotateSize < 1<<20 {
+		p.add("audit.rotate_size", "must be at least 1MiB")
+	}
+	if a.QueueSize < 1 || a.QueueSize > 1<<20 {
+		p.add("audit.queue_size", "must be between 1 and 1048576")
+	}
+	if a.OnFailure != "deny" && a.OnFailure != "allow" {
+		p.add("audit.on_failure", "must be deny or allow, not %q", a.OnFailure)
+	}
+	if a.Sink != "file" && (a.RotateSize != 0 || a.RotateInterval != 0 || a.Fsync == "interval") {
+		p.add("audit", "fsync and rotation apply to the file sink only")
 	}
 }

@@ -87,3 +87,67 @@ func BenchmarkServeHTTP(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServeHTTPAudit is BenchmarkServeHTTP with each audit sink, run
+// by 32 concurrent clients (b.SetParallelism): audit off (a discarding
+// sink), the chained stream sink, and the file sink with fsync always
+// (group commit) and every interval. Compare ns/op within one run:
+//
+//	go test ./internal/gateway -run '^$' -bench ServeHTTPAudit -count 6
+func BenchmarkServeHTTPAudit(b *testing.B) {
+	iss := testissuer.New(b, testissuer.Options{})
+	base := "http://127.0.0.1:8443"
+	tok := iss.Mint(testissuer.Claims{Subject: "alice", ClientID: "agent-1", Audience: []string{base + "/servers/docs/mcp"}, Scope: "docs:read"})
+	payload := []byte(toolsCall(7, "search", `{"text":"q"}`))
+	canned := []byte(`{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"results for q"}]}}`)
+	for _, tc := range []struct {
+		name string
+		sink func(dir string) (audit.Sink, error)
+	}{
+		{"off", func(string) (audit.Sink, error) { return discardSink{}, nil }},
+		{"stream", func(string) (audit.Sink, error) { return audit.NewStreamSink(io.Discard, audit.StreamConfig{}) }},
+		{"file-always", func(dir string) (audit.Sink, error) {
+			return audit.OpenFileSink(audit.FileConfig{Path: dir + "/a.jsonl", Fsync: audit.FsyncAlways})
+		}},
+		{"file-interval", func(dir string) (audit.Sink, error) {
+			return audit.OpenFileSink(audit.FileConfig{Path: dir + "/a.jsonl", Fsync: audit.FsyncPeriodic})
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			sink, err := tc.sink(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := testConfig(base, iss.URL(), "http://docs.upstream.test/mcp", "http://mail.upstream.test/mcp")
+			g, err := New(cfg, Deps{Audit: sink, UpstreamTransport: cannedTransport{body: canned}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			serve := func() int {
+				req := httptest.NewRequest(http.MethodPost, base+"/servers/docs/mcp", bytes.NewReader(payload))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				req.Header.Set("Mcp-Protocol-Version", v1125)
+				w := httptest.NewRecorder()
+				g.ServeHTTP(w, req)
+				return w.Code
+			}
+			if c := serve(); c != http.StatusOK {
+				b.Fatalf("warm-up: %d", c)
+			}
+			b.ReportAllocs()
+			b.SetParallelism(16) // 32 clients on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if c := serve(); c != http.StatusOK {
+						b.Errorf("status %d", c)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -125,7 +125,7 @@ func (x *exchange) fail(r *rejection) {
 	ev.Decision, ev.Reason, ev.Rule, ev.Status = r.decision, r.reason, r.rule, r.status
 	ev.RequiredScopes = r.required
 	ev.Findings = x.auditFindings()
-	if err := x.rt.g.audit.Write(x.r.Context(), ev); err != nil {
+	if err := x.rt.g.writeAudit(x.r.Context(), ev); err != nil {
 		x.rt.g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit write failed for a rejected request",
 			slog.String("request_id", x.id), slog.String("error", err.Error()))
 	}

@@ -71,15 +71,19 @@ type Gateway struct {
 	limits       inbound.Limits
 	routes       []*route
 	mux          *http.ServeMux
-	pins         *toolpin.Pins      // fingerprints of upstream tool definitions
-	seq          *policy.Sequence   // sequence rules, across routes
-	store        state.Store        // sequence histories and budgets
-	hasListRules bool               // some sequence rule filters tools/list
-	redactor     *redact.Scanner    // credential detectors, both directions
+	pins         *toolpin.Pins    // fingerprints of upstream tool definitions
+	seq          *policy.Sequence // sequence rules, across routes
+	store        state.Store      // sequence histories and budgets
+	hasListRules bool             // some sequence rule filters tools/list
+	redactor     *redact.Scanner
+	capture      *redact.Scanner    // redacts captured arguments; nil: not captured    // credential detectors, both directions
 	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
 
 	reqPrefix string
 	reqSeq    atomic.Uint64
+	// auditLost counts decision records that could not be written for
+	// calls forwarded anyway (audit.on_failure: allow).
+	auditLost atomic.Uint64
 }
 
 // route is one protected MCP endpoint.
@@ -186,7 +190,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	g.audit = deps.Audit
 	if g.audit == nil {
-		if g.audit, err = newAuditSink(cfg.Audit); err != nil {
+		if g.audit, err = newAuditSink(cfg.Audit, now, log); err != nil {
 			return nil, err
 		}
 	}
@@ -207,6 +211,11 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	if g.redactor, err = newRedactor(cfg.Redaction); err != nil {
 		return nil, err
+	}
+	if cfg.Audit.CaptureArguments {
+		if g.capture, err = newCaptureRedactor(cfg.Redaction); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Development.AllowSecretLiterals {
 		log.Warn("DEVELOPMENT MODE: secrets may be written in the configuration instead of files")
@@ -284,11 +293,23 @@ func issuerClient(cfg *config.Config, as config.AuthorizationServer) (*egress.Cl
 	return egress.New(ec)
 }
 
-func newAuditSink(c config.Audit) (audit.Sink, error) {
-	if c.Sink == "file" {
-		return audit.OpenFile(c.File)
+// newAuditSink opens the configured audit sink: the durable, rotating file
+// sink, or the same chained records on standard output.
+func newAuditSink(c config.Audit, now func() time.Time, log *slog.Logger) (audit.Sink, error) {
+	if c.SigningKeyFile == "" {
+		log.Warn("audit checkpoints are not signed (audit.signing_key_file is not set): the chain shows changes inside the trail, but not a rewritten trail")
 	}
-	return audit.NewWriter(os.Stdout), nil
+	if c.Sink == "file" {
+		return audit.OpenFileSink(audit.FileConfig{
+			Path: c.File, Fsync: c.Fsync, FsyncInterval: c.FsyncInterval.D(),
+			RotateSize: int64(c.RotateSize), RotateInterval: c.RotateInterval.D(),
+			QueueSize: c.QueueSize, QueueTimeout: c.QueueTimeout.D(),
+			SigningKeyFile: c.SigningKeyFile, CheckpointInterval: c.CheckpointInterval.D(),
+			Now: now, Logger: log,
+		})
+	}
+	return audit.NewStreamSink(os.Stdout, audit.StreamConfig{SigningKeyFile: c.SigningKeyFile,
+		CheckpointInterval: c.CheckpointInterval.D(), Now: now, Logger: log})
 }
 
 func (g *Gateway) newRoute(rc config.Route, h *policy.Hierarchy, tr http.RoundTripper) (*route, error) {
@@ -418,6 +439,17 @@ func loadPool(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
 	}
 	return pool, nil
+}
+
+// writeAudit records ev, waiting at most audit.write_timeout: a sink that
+// cannot record in time has failed, and the caller treats it so.
+func (g *Gateway) writeAudit(ctx context.Context, ev *audit.Event) error {
+	if d := g.cfg.Audit.WriteTimeout.D(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return g.audit.Write(ctx, ev)
 }
 
 // Ready reports whether every issuer's keys (or introspection endpoint) are

@@ -84,6 +84,27 @@ func (x *exchange) auditSafe(s string) string {
 	return s
 }
 
+// capturedArguments returns the arguments as the audit record keeps them
+// (audit.capture_arguments): every detector redacting, whatever its
+// configured action, and the live credentials removed.
+func (x *exchange) capturedArguments(args []byte) []byte {
+	res, err := x.rt.g.capture.Prepare(x.live).ScanJSON(args)
+	if err != nil || res.Blocked {
+		return []byte(`"[not recorded: the arguments could not be redacted]"`)
+	}
+	return res.Out
+}
+
+// newCaptureRedactor builds the scanner for captured arguments: the
+// configured detectors and patterns, all redacting.
+func newCaptureRedactor(c config.Redaction) (*redact.Scanner, error) {
+	rc := redact.Config{MaxScanBytes: int64(c.MaxScanBytes)}
+	for _, p := range c.Patterns {
+		rc.Patterns = append(rc.Patterns, redact.Pattern{Name: p.Name, Regex: p.Regex, Action: redact.ActionRedact})
+	}
+	return redact.New(rc)
+}
+
 // findingKey aggregates findings per detector, action and place.
 type findingKey struct{ detector, action, where string }
 

@@ -30,10 +30,12 @@ func (x *exchange) forward() {
 		expiry   *time.Timer
 		filtered int
 		newSID   string
+		upTime   time.Duration // until the upstream's response headers
 	)
+	sent := g.now()
 	hooks := &upstream.Hooks{
 		Response: func(resp *http.Response) error {
-			upStatus = resp.StatusCode
+			upStatus, upTime = resp.StatusCode, g.now().Sub(sent)
 			if resp.StatusCode == http.StatusUnauthorized {
 				// The client's token is for the gateway, not the upstream:
 				// relaying the upstream's 401 (its challenge is stripped)
@@ -118,13 +120,13 @@ func (x *exchange) forward() {
 		if expiry != nil {
 			expiry.Stop()
 		}
-		x.recordOutcome(upStatus, relayed, filtered, copyErr)
+		x.recordOutcome(upStatus, upTime, relayed, filtered, copyErr)
 	}()
 	x.rt.proxy.Forward(x.w, x.r.WithContext(ctx), x.body, hooks)
 }
 
 // recordOutcome writes the outcome record of a forwarded request.
-func (x *exchange) recordOutcome(upStatus int, relayed int64, filtered int, copyErr error) {
+func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int64, filtered int, copyErr error) {
 	g := x.rt.g
 	ev := x.event(audit.KindOutcome)
 	ev.Decision, ev.UpstreamStatus, ev.Bytes, ev.Filtered = audit.Forward, upStatus, relayed, filtered
@@ -132,6 +134,7 @@ func (x *exchange) recordOutcome(upStatus int, relayed int64, filtered int, copy
 	ev.CredentialMode, ev.CredentialID = x.rt.credMode, x.cred.ID
 	ev.Findings = x.auditFindings()
 	ev.LatencyMS = float64(g.now().Sub(x.start).Microseconds()) / 1000
+	ev.UpstreamMS = float64(upTime.Microseconds()) / 1000
 	var ue *upstream.Error
 	switch {
 	case errors.As(copyErr, &ue):
@@ -143,7 +146,7 @@ func (x *exchange) recordOutcome(upStatus int, relayed int64, filtered int, copy
 	case copyErr != nil:
 		ev.Decision, ev.Reason = audit.Error, "upstream_stream"
 	}
-	if err := g.audit.Write(context.WithoutCancel(x.r.Context()), ev); err != nil {
+	if err := g.writeAudit(context.WithoutCancel(x.r.Context()), ev); err != nil {
 		g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit write failed for an outcome",
 			slog.String("request_id", x.id), slog.String("error", err.Error()))
 	}

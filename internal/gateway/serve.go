@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -451,7 +452,16 @@ func (x *exchange) recordDecision() *rejection {
 	ev.Decision, ev.Rule = audit.Allow, x.decision.RuleID
 	ev.CredentialMode, ev.CredentialID = x.rt.credMode, x.cred.ID
 	ev.Findings = x.auditFindings()
-	if err := x.rt.g.audit.Write(x.r.Context(), ev); err != nil {
+	g := x.rt.g
+	if err := g.writeAudit(x.r.Context(), ev); err != nil {
+		if g.cfg.Audit.OnFailure == "allow" {
+			// The operator chose availability over the record: the call
+			// goes ahead, and the loss is counted and logged loudly.
+			g.auditLost.Add(1)
+			g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit record LOST: forwarding anyway (audit.on_failure: allow)",
+				slog.String("request_id", x.id), slog.String("route", x.rt.name), slog.String("error", err.Error()))
+			return nil
+		}
 		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
 			reason: "audit_unavailable", cause: err,
 			message: "the gateway cannot record this request, so it was not forwarded; try again later"}
@@ -507,6 +517,9 @@ func (x *exchange) baseEvent() *audit.Event {
 		if c.RawArguments != nil {
 			sum := sha256.Sum256(c.RawArguments)
 			ev.ArgsDigest = hex.EncodeToString(sum[:])
+			if x.rt.g.capture != nil {
+				ev.Arguments = x.capturedArguments(c.RawArguments)
+			}
 		}
 	}
 	return ev

@@ -125,7 +125,7 @@ func (x *exchange) alertToolChanged(c toolpin.Change) {
 	ev := x.event(audit.KindAlert)
 	ev.Decision, ev.Reason, ev.Rule, ev.Tool = audit.Alert, "tool_definition_changed", "pin", c.Tool
 	ev.Method = "tools/list"
-	if err := x.rt.g.audit.Write(context.WithoutCancel(x.r.Context()), ev); err != nil {
+	if err := x.rt.g.writeAudit(context.WithoutCancel(x.r.Context()), ev); err != nil {
 		x.rt.g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit write failed for an alert", slog.String("error", err.Error()))
 	}
 	x.rt.g.log.LogAttrs(x.r.Context(), slog.LevelWarn, "upstream tool definition changed since it was pinned",
