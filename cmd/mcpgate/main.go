@@ -35,9 +35,12 @@ Usage:
                                        (DEVELOPMENT ONLY)
   mcpgate policy test FILE...          run policy scenario files (no network)
   mcpgate pins list|approve ...        review and approve changed tool definitions
+  mcpgate audit verify FILE... --key PUBKEY
+                                       prove audit files whole (hash chain, signed
+                                       checkpoints); exit 1 if tampered
   mcpgate version                      print the version
 
-Documentation: docs/config.md, docs/security.md
+Documentation: docs/config.md, docs/security.md, docs/credentials.md, docs/audit.md
 `
 
 func main() {
@@ -62,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return policyCmd(args[1:], stdout, stderr)
 	case "pins":
 		return pinsCmd(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "mcpgate", version())
 		return 0

@@ -63,6 +63,8 @@ type env struct {
 	mailURL  string
 	records  *recorder
 	docs     *docsGuard // the docs server's view of the tokens it receives
+	auditDir string     // the audit trail and its keys
+	auditPub string     // the public key that verifies the trail's checkpoints
 	planted  string     // the secret planted in a docs document
 	shutdown []func()
 }
@@ -112,6 +114,12 @@ func start(ctx context.Context, opts Options, log *slog.Logger) (*env, error) {
 	e.gateway = "http://" + gwL.Addr().String()
 	e.docsURL = e.gateway + "/servers/docs/mcp"
 	e.mailURL = e.gateway + "/servers/mail/mcp"
+
+	if err := e.openAudit(log); err != nil {
+		gwL.Close()
+		idpL.Close()
+		return e, err
+	}
 
 	e.idp, err = devauth.New(devauth.Config{
 		Issuer: "http://" + idpL.Addr().String(),
@@ -261,6 +269,8 @@ func (e *env) stop() {
 // recorder is the demo's audit sink: it keeps every record so the story can
 // show what each step produced.
 type recorder struct {
+	file *audit.FileSink // the durable, chained trail the demo verifies at the end
+
 	mu   sync.Mutex // guards the fields below
 	evs  []audit.Event
 	seen int       // records already shown
@@ -268,6 +278,11 @@ type recorder struct {
 }
 
 func (r *recorder) Write(ctx context.Context, e *audit.Event) error {
+	if r.file != nil {
+		if err := r.file.Write(ctx, e); err != nil {
+			return err // not recorded: the gateway does not carry the decision out
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tail != nil {
@@ -285,7 +300,12 @@ func (r *recorder) follow(w io.Writer) {
 	r.tail = w
 }
 
-func (r *recorder) Close() error { return nil }
+func (r *recorder) Close() error {
+	if r.file != nil {
+		return r.file.Close()
+	}
+	return nil
+}
 
 // drain returns the records written since the last call.
 func (r *recorder) drain() []audit.Event {

@@ -30,6 +30,10 @@ func TestStory(t *testing.T) {
 		"reason=insufficient_scope",
 		"rule=seq:no-external-mail-after-private-read",
 		`send_message(ceo@example.com) → "sent to ceo@example.com"`,
+		"$ mcpgate audit verify ",
+		"OK: ",
+		"TAMPERED: ",
+		"the record was modified",
 		"Every step behaved as it must.",
 	} {
 		if !strings.Contains(out.String(), want) {

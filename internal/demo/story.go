@@ -123,6 +123,9 @@ func (e *env) story(ctx context.Context) error {
 			fmt.Fprintf(e.out, "    send_message(ceo@example.com) → %q\n", out)
 			return nil
 		}},
+		{"The audit trail proves itself whole, and an altered record is caught", func() error {
+			return e.expectAuditIntact()
+		}},
 	}
 	defer func() {
 		if docs != nil {
