@@ -107,7 +107,7 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	t.Cleanup(func() { upSrv.Close() })
 
 	priv, pub := writeSigningKey(t, dir)
-	addr := freePort(t)
+	addr, adminAddr := freePort(t), freePort(t)
 	base := "http://" + addr
 	auditFile := filepath.Join(dir, "audit.jsonl")
 	cfg := fmt.Sprintf(`server:
@@ -130,8 +130,9 @@ audit:
   signing_key_file: %q
   checkpoint_interval: 100ms
 log: {level: warn}
+admin: {listen: %q}
 development: {insecure_allow_http_loopback: true}
-`, addr, base, iss.URL(), upL.Addr().String(), auditFile, priv)
+`, addr, base, iss.URL(), upL.Addr().String(), auditFile, priv, adminAddr)
 	cfgFile := filepath.Join(dir, "mcpgate.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -146,6 +147,17 @@ development: {insecure_allow_http_loopback: true}
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	waitReady(t, base+"/servers/work/mcp", exited, stderr)
+	// The admin listener, as a probe and an operator reach it.
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/admin/status": 403, "/servers/work/mcp": 404} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatalf("admin %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("admin %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 
 	token := iss.Mint(testissuer.Claims{Subject: "alice", ClientID: "agent", Audience: []string{base + "/servers/work/mcp"}})
 	var next atomic.Int64

@@ -170,11 +170,29 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	adminDone := make(chan error, 1)
+	if cfg.Admin.Listen != "off" {
+		al, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			l.Close()
+			log.Error("cannot listen on the admin address", slog.String("error", err.Error()))
+			return 1
+		}
+		go func() { adminDone <- g.ServeAdmin(ctx, al) }()
+	} else {
+		adminDone <- nil
+	}
+	code := 0
 	if err := g.Run(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", slog.String("error", err.Error()))
-		return 1
+		code = 1
 	}
-	return 0
+	stop()
+	if err := <-adminDone; err != nil {
+		log.Error("admin listener stopped with an error", slog.String("error", err.Error()))
+		code = 1
+	}
+	return code
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -38,6 +38,10 @@ type Config struct {
 	Redaction Redaction `yaml:"redaction"`
 	// Audit configures the audit trail.
 	Audit Audit `yaml:"audit"`
+	// Admin configures the admin listener (metrics, health, admin API).
+	Admin Admin `yaml:"admin"`
+	// Revocation configures token revocation.
+	Revocation Revocation `yaml:"revocation"`
 	// Log configures operational logging (never tokens or secrets).
 	Log Log `yaml:"log"`
 	// Development holds switches that weaken security for local work.

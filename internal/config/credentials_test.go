@@ -149,3 +149,30 @@ func TestAuditRejects(t *testing.T) {
 		t.Errorf("audit defaults %+v", a)
 	}
 }
+
+func TestOperationsRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       string
+	}{
+		{"admin on all interfaces without a credential", minimal + "admin: {listen: \":9090\"}\n", "is not a loopback address"},
+		{"admin on the MCP address", strings.Replace(minimal, "server:\n", "server:\n  listen: 127.0.0.1:9090\n", 1), "must differ from server.listen"},
+		{"admin tls without a key", minimal + "admin: {tls: {cert_file: /c}}\n", "cert_file and key_file are required"},
+		{"bad admin address", minimal + "admin: {listen: nowhere}\n", "must be host:port or off"},
+		{"tiny max token lifetime", minimal + "revocation: {max_token_lifetime: 1s}\n", "at least 1m"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Parse([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	for _, ok := range []string{
+		minimal + "admin: {listen: off}\n",
+		minimal + "admin: {listen: \"0.0.0.0:9090\", bearer_token_file: /run/secrets/admin}\n",
+	} {
+		if _, err := Parse([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}

@@ -71,6 +71,7 @@ func (c *Config) ApplyDefaults() {
 	}
 
 	c.applyCredentialDefaults()
+	c.applyOperationsDefaults()
 	setString(&c.Audit.Sink, "stdout")
 	setString(&c.Audit.Fsync, "always")
 	setDuration(&c.Audit.FsyncInterval, time.Second)

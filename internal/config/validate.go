@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 		p.add("audit.sink", "must be \"stdout\" or \"file\", not %q", c.Audit.Sink)
 	}
 	c.validateAudit(&p)
+	c.validateOperations(&p)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}

@@ -71,12 +71,13 @@ type Gateway struct {
 	limits       inbound.Limits
 	routes       []*route
 	mux          *http.ServeMux
-	pins         *toolpin.Pins    // fingerprints of upstream tool definitions
-	seq          *policy.Sequence // sequence rules, across routes
-	store        state.Store      // sequence histories and budgets
-	hasListRules bool             // some sequence rule filters tools/list
-	redactor     *redact.Scanner
-	capture      *redact.Scanner    // redacts captured arguments; nil: not captured    // credential detectors, both directions
+	pins         *toolpin.Pins      // fingerprints of upstream tool definitions
+	seq          *policy.Sequence   // sequence rules, across routes
+	store        state.Store        // sequence histories and budgets
+	hasListRules bool               // some sequence rule filters tools/list
+	redactor     *redact.Scanner    // credential detectors, both directions
+	capture      *redact.Scanner    // redacts captured arguments; nil: not captured
+	admin        *admin             // the admin listener's handlers
 	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
 
 	reqPrefix string
@@ -234,6 +235,9 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, rt)
 	}
 	g.registerHandlers()
+	if g.admin, err = newAdmin(g); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 

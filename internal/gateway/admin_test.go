@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+)
+
+// TestAdminAPIAuth: probes need no credential; the admin API needs the
+// bearer secret (compared exactly) and refuses everything when no
+// credential is configured.
+func TestAdminAPIAuth(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "admin")
+	secretValue := "admin-" + randomAlnum(24)
+	if err := os.WriteFile(secretFile, []byte(secretValue+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withSecret := newHarness(t, harnessOptions{configure: func(c *config.Config) { c.Admin.BearerTokenFile = secretFile }})
+	without := newHarness(t, harnessOptions{})
+	for _, tc := range []struct {
+		name   string
+		h      *harness
+		path   string
+		bearer string
+		want   int
+	}{
+		{"healthz without credential", withSecret, "/healthz", "", 200},
+		{"status with the secret", withSecret, "/admin/status", secretValue, 200},
+		{"status without credential", withSecret, "/admin/status", "", 401},
+		{"status with a wrong secret", withSecret, "/admin/status", secretValue + "x", 401},
+		{"status with a prefix of the secret", withSecret, "/admin/status", secretValue[:10], 401},
+		{"no credential configured", without, "/admin/status", "anything-at-all-here", 403},
+		{"MCP endpoints are not on the admin listener", withSecret, "/servers/docs/mcp", secretValue, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.h.gw.AdminHandler())
+			defer srv.Close()
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
+			if tc.bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.bearer)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	if strings.Contains(withSecret.logs.String(), secretValue) {
+		t.Error("the admin secret appears in the logs")
+	}
+}
+
+// TestAdminReadiness: /readyz is 503 until the issuers' keys are loaded.
+func TestAdminReadiness(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(c *config.Config) {
+		c.AuthorizationServers[0].Issuer = "http://127.0.0.1:1" // nothing listens there
+		c.Routes[0].AuthorizationServers, c.Routes[1].AuthorizationServers = nil, nil
+	}})
+	srv := httptest.NewServer(h.gw.AdminHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with no keys loaded: %d, want 503", resp.StatusCode)
+	}
+}
