@@ -162,7 +162,12 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("cannot start", slog.String("error", err.Error()))
 		return 1
 	}
-	defer g.Close()
+	defer func() {
+		// Closing the audit sink writes the shutdown checkpoint.
+		if err := g.Close(); err != nil {
+			log.Error("audit trail not closed cleanly (no shutdown checkpoint)", slog.String("error", err.Error()))
+		}
+	}()
 	l, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		log.Error("cannot listen", slog.String("error", err.Error()))

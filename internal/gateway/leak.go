@@ -88,12 +88,18 @@ func (x *exchange) auditSafe(s string) string {
 // (audit.capture_arguments): every detector redacting, whatever its
 // configured action, and the live credentials removed.
 func (x *exchange) capturedArguments(args []byte) []byte {
+	if len(args) > maxCapturedArguments {
+		return []byte(`"[not recorded: larger than 64 KiB; see args_digest]"`)
+	}
 	res, err := x.rt.g.capture.Prepare(x.live).ScanJSON(args)
 	if err != nil || res.Blocked {
 		return []byte(`"[not recorded: the arguments could not be redacted]"`)
 	}
 	return res.Out
 }
+
+// maxCapturedArguments bounds the arguments an audit record keeps.
+const maxCapturedArguments = 64 << 10
 
 // newCaptureRedactor builds the scanner for captured arguments: the
 // configured detectors and patterns, all redacting.

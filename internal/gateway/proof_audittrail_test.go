@@ -130,3 +130,15 @@ func TestAuditFileTrailVerifies(t *testing.T) {
 		t.Fatalf("verify: %v\n%s", err, b.String())
 	}
 }
+
+// TestAuditFieldsBounded: a huge tool name is recorded bounded, with the
+// digest of the whole.
+func TestAuditFieldsBounded(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(c *config.Config) { c.Routes[0].DefaultTool = config.DefaultRule{Allow: false} }})
+	name := strings.Repeat("x", 5000)
+	resp := h.do(rawReq{token: h.token("docs", "docs:read"), body: toolsCall(7, name, `{}`)})
+	ev := h.recordsOf(t, resp.requestID(), 1)[0]
+	if len(ev.Tool) > 600 || !strings.Contains(ev.Tool, "5000 bytes, sha256:") {
+		t.Errorf("tool recorded as %d bytes: %.80q…", len(ev.Tool), ev.Tool)
+	}
+}

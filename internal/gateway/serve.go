@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
@@ -514,6 +515,7 @@ func (x *exchange) baseEvent() *audit.Event {
 			// names may carry what the scan would have removed.
 			ev.Tool, ev.Prompt, ev.Resource, ev.RPCID = x.auditSafe(ev.Tool), x.auditSafe(ev.Prompt), x.auditSafe(ev.Resource), x.auditSafe(ev.RPCID)
 		}
+		ev.Tool, ev.Prompt, ev.Resource, ev.RPCID = capField(ev.Tool), capField(ev.Prompt), capField(ev.Resource), capField(ev.RPCID)
 		if c.RawArguments != nil {
 			sum := sha256.Sum256(c.RawArguments)
 			ev.ArgsDigest = hex.EncodeToString(sum[:])
@@ -523,6 +525,23 @@ func (x *exchange) baseEvent() *audit.Event {
 		}
 	}
 	return ev
+}
+
+// maxAuditField bounds a client-supplied name in an audit record; a longer
+// one keeps its start and the digest of the whole.
+const maxAuditField = 512
+
+// capField bounds s for an audit record.
+func capField(s string) string {
+	if len(s) <= maxAuditField {
+		return s
+	}
+	cut := 256
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	sum := sha256.Sum256([]byte(s))
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes, sha256:" + hex.EncodeToString(sum[:8]) + ")"
 }
 
 // fingerprint identifies a session id or token in logs without revealing it.
