@@ -48,6 +48,7 @@ func newAdmin(g *Gateway) (*admin, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
+	a.mux.Handle("GET /metrics", g.metrics.Handler())
 	a.mux.Handle("GET /admin/status", a.authorized(http.HandlerFunc(a.status)))
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -74,5 +75,44 @@ func TestAdminReadiness(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with no keys loaded: %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestAdminMetrics: /metrics on the admin listener counts requests by
+// route, method and decision, token failures by reason, redactions and
+// audit records, and carries no subject, client or token.
+func TestAdminMetrics(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tok := h.token("docs", "docs:read")
+	h.do(rawReq{token: tok})                                                                   // allowed
+	h.do(rawReq{})                                                                             // no token
+	h.do(rawReq{token: tok, body: toolsCall(8, "delete_everything", `{}`)})                    // denied
+	h.do(rawReq{token: tok, body: toolsCall(9, "search", `{"text":"`+fakeGitHubToken()+`"}`)}) // redacted
+	srv := httptest.NewServer(h.gw.AdminHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	for _, want := range []string{
+		`mcpgate_requests_total{decision="allow",method="tools/call",route="docs"} 2`,
+		`mcpgate_requests_total{decision="deny",method="tools/call",route="docs"} 1`,
+		`mcpgate_token_validation_failures_total{reason="missing"} 1`,
+		`mcpgate_policy_denials_total{route="docs",rule="tool:delete_everything"} 1`,
+		`mcpgate_redactions_total{action="redact",detector="github",route="docs",where="request"} 1`,
+		`mcpgate_audit_records_total`,
+		`mcpgate_upstream_request_duration_seconds_count{route="docs"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, never := range []string{"alice", "agent-1", tok} {
+		if strings.Contains(body, never) {
+			t.Errorf("/metrics carries %q", never)
+		}
 	}
 }

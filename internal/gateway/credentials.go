@@ -81,8 +81,9 @@ func inboundToken(h http.Header) string { return authn.BearerToken(h) }
 // shared: one key set, and one token endpoint (with its circuit breaker)
 // per authorization server and client identity.
 type credentialKit struct {
-	g         *Gateway
-	endpoints map[string]*credential.TokenEndpoint
+	g             *Gateway
+	endpoints     map[string]*credential.TokenEndpoint
+	routeEndpoint map[string]*credential.TokenEndpoint // route name → its token endpoint
 }
 
 // source returns the credential source of route rc (nil for mode none).
@@ -113,6 +114,10 @@ func (k *credentialKit) source(rc config.Route) (credential.Source, error) {
 		if err != nil {
 			return nil, err
 		}
+		if k.routeEndpoint == nil {
+			k.routeEndpoint = map[string]*credential.TokenEndpoint{}
+		}
+		k.routeEndpoint[rc.Name] = ep
 		if c.Mode == credential.ModeExchange {
 			return credential.NewExchange(credential.ExchangeConfig{Endpoint: ep, Resource: c.Resource,
 				Audience: c.Audience, Scopes: c.Scopes, Now: g.now, Logger: g.log})

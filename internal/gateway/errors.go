@@ -121,6 +121,10 @@ func (x *exchange) fail(r *rejection) {
 	}
 	writeJSONRPCError(w, r.status, id, r.code, r.message, r.data)
 
+	x.countRequest(r.decision)
+	if r.decision == audit.Deny || r.decision == audit.StepUp {
+		x.rt.g.metrics.PolicyDenials.WithLabelValues(x.rt.name, r.rule).Inc()
+	}
 	ev := x.event(audit.KindDecision)
 	ev.Decision, ev.Reason, ev.Rule, ev.Status = r.decision, r.reason, r.rule, r.status
 	ev.RequiredScopes = r.required

@@ -28,6 +28,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/credential"
 	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/inbound"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/redact"
 	"github.com/mcpgate/mcpgate/internal/secret"
@@ -71,13 +72,14 @@ type Gateway struct {
 	limits       inbound.Limits
 	routes       []*route
 	mux          *http.ServeMux
-	pins         *toolpin.Pins      // fingerprints of upstream tool definitions
-	seq          *policy.Sequence   // sequence rules, across routes
-	store        state.Store        // sequence histories and budgets
-	hasListRules bool               // some sequence rule filters tools/list
-	redactor     *redact.Scanner    // credential detectors, both directions
-	capture      *redact.Scanner    // redacts captured arguments; nil: not captured
-	admin        *admin             // the admin listener's handlers
+	pins         *toolpin.Pins    // fingerprints of upstream tool definitions
+	seq          *policy.Sequence // sequence rules, across routes
+	store        state.Store      // sequence histories and budgets
+	hasListRules bool             // some sequence rule filters tools/list
+	redactor     *redact.Scanner  // credential detectors, both directions
+	capture      *redact.Scanner  // redacts captured arguments; nil: not captured
+	admin        *admin           // the admin listener's handlers
+	metrics      *metrics.Metrics
 	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
 
 	reqPrefix string
@@ -166,7 +168,8 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			MaxDepth:        cfg.Limits.MaxJSONDepth,
 			BodyReadTimeout: cfg.Server.BodyReadTimeout.D(),
 		},
-		mux: http.NewServeMux(),
+		mux:     http.NewServeMux(),
+		metrics: metrics.New(),
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
@@ -235,6 +238,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, rt)
 	}
 	g.registerHandlers()
+	g.registerGauges(kit)
 	if g.admin, err = newAdmin(g); err != nil {
 		return nil, err
 	}
@@ -453,7 +457,12 @@ func (g *Gateway) writeAudit(ctx context.Context, ev *audit.Event) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	return g.audit.Write(ctx, ev)
+	if err := g.audit.Write(ctx, ev); err != nil {
+		g.metrics.AuditFailures.Inc()
+		return err
+	}
+	g.metrics.AuditRecords.Inc()
+	return nil
 }
 
 // Ready reports whether every issuer's keys (or introspection endpoint) are

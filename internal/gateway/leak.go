@@ -124,6 +124,7 @@ func (x *exchange) note(where string, fs []redact.Finding) {
 	}
 	for _, f := range fs {
 		x.findings[findingKey{f.Detector, f.Action.String(), where}] += f.Count
+		x.rt.g.metrics.Redactions.WithLabelValues(x.rt.name, f.Detector, f.Action.String(), metricsWhere(where)).Add(float64(f.Count))
 	}
 }
 

@@ -135,6 +135,7 @@ func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int
 	ev.Findings = x.auditFindings()
 	ev.LatencyMS = float64(g.now().Sub(x.start).Microseconds()) / 1000
 	ev.UpstreamMS = float64(upTime.Microseconds()) / 1000
+	g.metrics.UpstreamRequestDuration.WithLabelValues(x.rt.name).Observe(upTime.Seconds())
 	var ue *upstream.Error
 	switch {
 	case errors.As(copyErr, &ue):
@@ -145,6 +146,12 @@ func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int
 		ev.Reason = "client_gone"
 	case copyErr != nil:
 		ev.Decision, ev.Reason = audit.Error, "upstream_stream"
+	}
+	if ev.Decision == audit.Error {
+		g.metrics.UpstreamErrors.WithLabelValues(x.rt.name, ev.Reason).Inc()
+		x.countRequest(audit.Error)
+	} else {
+		x.countRequest(audit.Allow)
 	}
 	if err := g.writeAudit(context.WithoutCancel(x.r.Context()), ev); err != nil {
 		g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit write failed for an outcome",

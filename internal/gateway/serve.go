@@ -175,7 +175,9 @@ func (x *exchange) authenticate() *rejection {
 		Issuers:   x.rt.issuers,
 	})
 	if err != nil {
-		return x.rt.fromAuthn(err)
+		rej := x.rt.fromAuthn(err)
+		x.rt.g.metrics.TokenValidationFailures.WithLabelValues(rej.reason).Inc()
+		return rej
 	}
 	x.ident = id
 	if x.token = inboundToken(x.r.Header); x.token != "" {
@@ -459,6 +461,7 @@ func (x *exchange) recordDecision() *rejection {
 			// The operator chose availability over the record: the call
 			// goes ahead, and the loss is counted and logged loudly.
 			g.auditLost.Add(1)
+			g.metrics.AuditRecordsLost.Inc()
 			g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit record LOST: forwarding anyway (audit.on_failure: allow)",
 				slog.String("request_id", x.id), slog.String("route", x.rt.name), slog.String("error", err.Error()))
 			return nil

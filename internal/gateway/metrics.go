@@ -1,0 +1,59 @@
+package gateway
+
+import (
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/metrics"
+)
+
+// auditStats is implemented by the sinks that count what they do.
+type auditStats interface{ Stats() audit.Stats }
+
+// registerGauges connects the metrics read from components.
+func (g *Gateway) registerGauges(kit *credentialKit) {
+	m := g.metrics
+	m.ActiveSessions.Set(func() float64 { return float64(g.sessions.Len()) })
+	m.ActiveStreams.Set(func() float64 { return float64(g.streams.Len()) })
+	if s, ok := g.audit.(auditStats); ok {
+		m.AuditQueueDepth.Set(func() float64 { return float64(s.Stats().QueueDepth) })
+	}
+	if len(kit.endpoints) > 0 {
+		m.CircuitBreakerState.Add(func() map[string]float64 {
+			out := make(map[string]float64, len(kit.endpoints))
+			for _, rt := range g.routes {
+				if ep := kit.routeEndpoint[rt.name]; ep != nil {
+					out[metrics.Key(metrics.BreakerKindAuthorizationServer, rt.credIssuer)] = breakerValue(ep.State())
+				}
+			}
+			return out
+		})
+	}
+}
+
+func breakerValue(state string) float64 {
+	switch state {
+	case "open":
+		return metrics.BreakerOpen
+	case "half-open":
+		return metrics.BreakerHalfOpen
+	}
+	return metrics.BreakerClosed
+}
+
+// countRequest records one answered request: its decision and duration.
+func (x *exchange) countRequest(decision string) {
+	m := x.rt.g.metrics
+	method := x.r.Method
+	if x.call != nil {
+		method = x.call.Msg.Method
+	}
+	m.Requests.WithLabelValues(x.rt.name, metrics.MethodLabel(method), decision).Inc()
+	m.RequestDuration.WithLabelValues(x.rt.name).Observe(x.rt.g.now().Sub(x.start).Seconds())
+}
+
+// metricsWhere maps where a finding was made to the metric's direction.
+func metricsWhere(where string) string {
+	if where == whereArguments || where == whereRequestHeaders {
+		return metrics.WhereRequest
+	}
+	return metrics.WhereResponse
+}
