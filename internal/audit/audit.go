@@ -15,6 +15,20 @@
 // durably (group commit, fsync, rotation, crash repair); [StreamSink]
 // writes it to a stream such as stdout. [Writer] is the plain, unchained
 // sink kept for tests.
+//
+// Anchors: each checkpoint written is logged at info level as "audit
+// checkpoint" with its seq, reason, key_id and hash (hex SHA-256 of the
+// checkpoint's line, the prev of the record after it). Ship these log
+// lines to another system: a trail rewritten even by someone holding the
+// signing key no longer matches the anchors shipped before.
+//
+// Limits: a sink refuses a record whose line would exceed
+// [MaxRecordBytes] (1 MiB) with [ErrRecordTooLarge], rather than write a
+// line that could not be verified; [Verify] reads lines of up to 64 MiB.
+//
+// Failing closed: a sink that can no longer tell what its stream or file
+// holds (a stalled stream, a failed periodic fsync) refuses every later
+// record with [ErrBroken] until the process restarts.
 package audit
 
 import (

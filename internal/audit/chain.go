@@ -25,7 +25,10 @@ package audit
 // these fields, so [Verify] also refuses a checkpoint line with anything
 // added or changed outside the signed string. Records after the last
 // checkpoint are covered by the chain only: a tail cut off or rewritten
-// after it cannot be proven.
+// after it cannot be proven. A rotation checkpoint is the last record of
+// a file and, with a key, a continued checkpoint the first of the next, so
+// a trail ending with a rotation checkpoint has lost a file ([Verify]
+// reports it as truncated); only a shutdown checkpoint marks a clean end.
 
 import (
 	"bytes"
@@ -55,12 +58,30 @@ const (
 	ReasonRotation = "rotation" // the last record of a file before it is rotated
 	ReasonShutdown = "shutdown" // the sink closed
 	ReasonRequest  = "request"  // asked for (FileSink.Checkpoint)
+	// ReasonContinued is the first record of a new file after a rotation,
+	// so that a trail whose sink is idle after a rotation does not end
+	// with a rotation checkpoint (which [Verify] reports as truncated).
+	ReasonContinued = "continued"
 )
+
+// MaxRecordBytes bounds a record's line (without "\n"): a sink refuses a
+// larger record with [ErrRecordTooLarge] rather than write a line that
+// could not be verified or repaired. The gateway caps the fields it
+// records well below this.
+const MaxRecordBytes = 1 << 20
+
+// ErrRecordTooLarge is returned by a sink's Write for a record whose line
+// would exceed MaxRecordBytes; nothing is written.
+var ErrRecordTooLarge = errors.New("audit: record too large")
+
+// lineOverhead is the most that appendRecord adds to a body: `{"seq":`,
+// 20 digits, `,"prev":"`, 64 hex digits and '"'.
+const lineOverhead = 7 + 20 + 9 + 64 + 1
 
 // Checkpoint is the signed part of a checkpoint record.
 type Checkpoint struct {
 	KeyID     string `json:"key_id"`    // [KeyID] of the signing key
-	Reason    string `json:"reason"`    // ReasonStart, ReasonInterval, ReasonRotation, ReasonShutdown or ReasonRequest
+	Reason    string `json:"reason"`    // one of the Reason* constants
 	Signature string `json:"signature"` // base64url (unpadded) Ed25519 signature over [checkpointMessage]
 }
 
@@ -102,7 +123,11 @@ func encodeBody(e *Event) ([]byte, error) {
 	if !bytes.HasPrefix(b, []byte(bodyPrefix)) {
 		return nil, fmt.Errorf("audit: encode: unexpected record prefix %.24q", b)
 	}
-	return b[len(bodyPrefix):], nil
+	body := b[len(bodyPrefix):]
+	if len(body)+lineOverhead > MaxRecordBytes {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d (request %q)", ErrRecordTooLarge, len(body)+lineOverhead, MaxRecordBytes, short(e.RequestID))
+	}
+	return body, nil
 }
 
 // appendRecord appends the line for body (from encodeBody), followed by
@@ -141,6 +166,14 @@ func (c *chain) appendCheckpoint(dst []byte, t time.Time, key ed25519.PrivateKey
 	c.link(line, seq)
 	dst = append(dst, line...)
 	return append(dst, '\n'), nil
+}
+
+// logCheckpoint logs a checkpoint just written, c being the chain's head
+// after it: its hash is an anchor an operator can ship elsewhere (a
+// checkpoint whose hash was shipped cannot be replaced unnoticed, even by
+// someone holding the signing key).
+func logCheckpoint(log *slog.Logger, c chain, reason, keyID string) {
+	log.Info("audit checkpoint", "seq", c.seq, "reason", reason, "hash", c.prev, "key_id", keyID)
 }
 
 // checkpointLine is the exact line (without "\n") of a checkpoint record.

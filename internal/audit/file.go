@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +31,7 @@ const (
 	DefaultQueueSize          = 1024
 	DefaultQueueTimeout       = time.Second
 	DefaultCheckpointInterval = time.Minute
+	DefaultCloseTimeout       = 10 * time.Second
 )
 
 // rotatedTimeFormat names a rotated file: <path>.<UTC time>[-N].
@@ -44,6 +46,11 @@ const maxTailScan = 64 << 20
 // ErrQueueFull is returned by [FileSink.Write] when the queue stayed full
 // for QueueTimeout: the disk is slower than the traffic, or stalled.
 var ErrQueueFull = errors.New("audit: queue full")
+
+// ErrBroken is returned by every Write of a sink that failed closed: a
+// FileSink whose periodic fsync failed, a StreamSink whose write did not
+// finish in time. The chain cannot safely continue; restart.
+var ErrBroken = errors.New("audit: sink failed closed")
 
 // FileConfig configures [OpenFileSink].
 type FileConfig struct {
@@ -75,8 +82,11 @@ type FileConfig struct {
 	// were written since the last one (default 1m); also at start, before
 	// every rotation and at Close.
 	CheckpointInterval time.Duration
-	Now                func() time.Time // default time.Now
-	Logger             *slog.Logger     // default: discard
+	// CloseTimeout bounds Close (default 10s): a stalled disk makes Close
+	// return an error rather than hang shutdown.
+	CloseTimeout time.Duration
+	Now          func() time.Time // default time.Now
+	Logger       *slog.Logger     // default: discard
 }
 
 // withDefaults validates c and fills its defaults, reporting every
@@ -103,6 +113,7 @@ func (c FileConfig) withDefaults() (FileConfig, error) {
 		{"queue size", int64(c.QueueSize)},
 		{"queue timeout", int64(c.QueueTimeout)},
 		{"checkpoint interval", int64(c.CheckpointInterval)},
+		{"close timeout", int64(c.CloseTimeout)},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("audit: file: %s must not be negative", d.name))
@@ -122,6 +133,9 @@ func (c FileConfig) withDefaults() (FileConfig, error) {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -162,8 +176,23 @@ func openOSFile(path string) (file, error) {
 	return f, nil
 }
 
+// syncDirFunc fsyncs a directory; tests inject faults.
+type syncDirFunc func(dir string) error
+
 // FileSink is a durable, chained audit file: a Sink whose Write returns
 // once the record is written (and, with FsyncAlways, fsynced).
+//
+// Directory entries: after the active file is created (at start and at
+// every rotation) its directory is fsynced before anything is written in
+// it. If that fsync fails the batch fails (its Writes get the error) and
+// the next batch tries again, so no record is acknowledged in a file
+// whose name may not survive a power loss. A file system that does not
+// support fsync on a directory (EINVAL) is logged once and tolerated.
+//
+// FsyncPeriodic: a failed periodic fsync may have lost acknowledged
+// records (Linux may drop the dirty pages and report the error once), so
+// the sink fails closed: every later Write returns [ErrBroken] until the
+// process restarts, re-reads the file and repairs its last line.
 //
 // One goroutine writes: it takes every queued record, chains them, writes
 // them with one write(2) and one fsync, then acknowledges every waiting
@@ -178,12 +207,13 @@ func openOSFile(path string) (file, error) {
 // writer had already taken it: the trail can hold a record whose request
 // was denied, never lack one whose request went ahead.
 type FileSink struct {
-	cfg    FileConfig
-	open   openFunc
-	log    *slog.Logger
-	now    func() time.Time
-	signer *signer // nil: no checkpoints
-	always bool    // Fsync == FsyncAlways
+	cfg     FileConfig
+	open    openFunc
+	syncDir syncDirFunc
+	log     *slog.Logger
+	now     func() time.Time
+	signer  *signer // nil: no checkpoints
+	always  bool    // Fsync == FsyncAlways
 
 	mu     sync.RWMutex // guards closed; held shared while enqueueing
 	closed bool
@@ -193,6 +223,9 @@ type FileSink struct {
 	done   chan struct{}   // closed when the writer goroutine exits
 	// closeErr is set by the writer goroutine before done is closed.
 	closeErr error
+	// closeDone is closed once the first Close has its result, closeRes.
+	closeDone chan struct{}
+	closeRes  error
 
 	// Owned by the writer goroutine (by openFileSink before it starts).
 	f        file      // the active file; nil after a failed reopen
@@ -204,6 +237,10 @@ type FileSink struct {
 	// otherwise add a rotation checkpoint to every batch.
 	rotateAfter time.Time
 	head        chain
+	dirPending  bool  // the active file's directory entry is not known to be durable
+	dirNoSync   bool  // the file system does not fsync directories (logged once)
+	needCont    bool  // a rotation happened: the new file gets a continued checkpoint
+	fatal       error // set after a failed periodic fsync: every write is refused
 	lastCP      time.Time
 	sinceCP     int  // records since the last checkpoint
 	dirty       bool // written, not fsynced (FsyncPeriodic)
@@ -229,14 +266,18 @@ type result struct {
 }
 
 // OpenFileSink opens (or creates) the audit file, continues the chain
-// found in it or in the most recent rotated file, repairs a partial last
-// line left by a crash, writes a start checkpoint (with a key) and starts
-// the writer.
+// found in it or in the rotated file with the highest seq, repairs a
+// partial last line left by a crash, fsyncs the directory, writes a start
+// checkpoint (with a key) and starts the writer.
 func OpenFileSink(cfg FileConfig) (*FileSink, error) {
 	return openFileSink(cfg, openOSFile)
 }
 
 func openFileSink(cfg FileConfig, open openFunc) (*FileSink, error) {
+	return openFileSinkWith(cfg, open, syncDirOS)
+}
+
+func openFileSinkWith(cfg FileConfig, open openFunc, syncDir syncDirFunc) (*FileSink, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -246,13 +287,14 @@ func openFileSink(cfg FileConfig, open openFunc) (*FileSink, error) {
 		return nil, err
 	}
 	s := &FileSink{
-		cfg: cfg, open: open, log: cfg.Logger, now: cfg.Now, signer: sg,
-		always: cfg.Fsync == FsyncAlways,
-		queue:  make(chan *request, cfg.QueueSize),
-		stop:   make(chan struct{}),
-		cpReq:  make(chan chan error),
-		done:   make(chan struct{}),
-		head:   newChain(),
+		cfg: cfg, open: open, syncDir: syncDir, log: cfg.Logger, now: cfg.Now, signer: sg,
+		always:    cfg.Fsync == FsyncAlways,
+		queue:     make(chan *request, cfg.QueueSize),
+		stop:      make(chan struct{}),
+		cpReq:     make(chan chan error),
+		done:      make(chan struct{}),
+		closeDone: make(chan struct{}),
+		head:      newChain(),
 	}
 	if err := s.recover(); err != nil {
 		return nil, err
@@ -263,6 +305,10 @@ func openFileSink(cfg FileConfig, open openFunc) (*FileSink, error) {
 			s.f.Close()
 			return nil, err
 		}
+	}
+	if err := s.usable(s.lastCP); err != nil { // the directory fsync, without a key
+		s.f.Close()
+		return nil, err
 	}
 	go s.run()
 	return s, nil
@@ -358,17 +404,29 @@ func (s *FileSink) Checkpoint(ctx context.Context) error {
 
 // Close writes a shutdown checkpoint (with a key) after every record
 // already queued, fsyncs and closes the file. Later Writes get ErrClosed.
+// It returns within CloseTimeout: if the writer is stalled (a hung fsync)
+// it returns an error and the writer finishes on its own, if ever. A
+// concurrent or later Close waits for the first and returns its result.
 func (s *FileSink) Close() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
+	first := !s.closed
 	s.closed = true
 	s.mu.Unlock()
-	close(s.stop)
-	<-s.done
-	return s.closeErr
+	if first {
+		close(s.stop)
+		t := time.NewTimer(s.cfg.CloseTimeout)
+		select {
+		case <-s.done:
+			s.closeRes = s.closeErr
+		case <-t.C:
+			s.closeRes = fmt.Errorf("audit: close %s: the writer did not finish within %v (a stalled write or fsync): queued records and the shutdown checkpoint may not be written", s.cfg.Path, s.cfg.CloseTimeout)
+			s.log.Error("audit: close timed out", "file", s.cfg.Path, "timeout", s.cfg.CloseTimeout)
+		}
+		t.Stop()
+		close(s.closeDone)
+	}
+	<-s.closeDone
+	return s.closeRes
 }
 
 // Stats returns the sink's counters.
@@ -401,10 +459,8 @@ func (s *FileSink) run() {
 		case r := <-s.queue:
 			s.commit(s.collect(r))
 		case <-syncTick:
-			if s.dirty {
-				if err := s.sync(); err != nil {
-					s.log.Error("audit: periodic fsync failed; will retry", "file", s.cfg.Path, "error", err)
-				}
+			if s.dirty && s.fatal == nil {
+				s.sync() // a failure makes the sink fail closed (logged)
 			}
 		case <-maintTick:
 			s.maintain()
@@ -482,9 +538,10 @@ func (s *FileSink) commit(batch []*request) {
 	for _, r := range live {
 		buf, r.seq, r.prev = head.appendRecord(buf, r.body)
 	}
-	cp := false
+	cp, cpID := false, ""
 	if s.signer != nil && now.Sub(s.lastCP) >= s.cfg.CheckpointInterval {
 		key, id := s.signer.current()
+		cpID = id
 		if b, err := head.appendCheckpoint(buf, now, key, id, ReasonInterval); err != nil {
 			s.log.Error("audit: checkpoint not written", "error", err)
 		} else {
@@ -498,10 +555,12 @@ func (s *FileSink) commit(batch []*request) {
 	}
 	s.head = head
 	s.fileRecs += len(live)
+	s.needCont = false
 	s.records.Add(uint64(len(live)))
 	if cp {
 		s.lastCP, s.sinceCP = now, 0
 		s.checkpoints.Add(1)
+		logCheckpoint(s.log, head, ReasonInterval, cpID)
 	} else {
 		s.sinceCP += len(live)
 	}
@@ -518,8 +577,8 @@ func (s *FileSink) failAll(reqs []*request, err error) {
 
 // prepare makes the active file usable and rotates it if due.
 func (s *FileSink) prepare(now time.Time, live []*request) error {
-	if err := s.usable(now); err != nil {
-		return err
+	if s.fatal != nil {
+		return s.fatal
 	}
 	add := int64(0)
 	for _, r := range live {
@@ -529,17 +588,41 @@ func (s *FileSink) prepare(now time.Time, live []*request) error {
 		if err := s.rotate(now); err != nil {
 			s.rotateAfter = now.Add(rotateRetry)
 			s.log.Error("audit: rotation failed; writing on in the current file", "file", s.cfg.Path, "retry_in", rotateRetry, "error", err)
-			return s.usable(now)
 		}
 	}
+	if err := s.usable(now); err != nil {
+		return err
+	}
+	s.continued(now)
 	return nil
 }
 
-// usable reopens the active file after a failed rotation and removes
-// what a failed write left past the last good offset.
+// continued writes the continued checkpoint at the start of a file begun
+// by a rotation; a failure is logged and retried by maintain.
+func (s *FileSink) continued(now time.Time) {
+	if !s.needCont || s.signer == nil {
+		return
+	}
+	if err := s.checkpoint(now, ReasonContinued); err != nil {
+		s.log.Error("audit: checkpoint not written; will retry", "file", s.cfg.Path, "reason", ReasonContinued, "error", err)
+	}
+}
+
+// usable refuses writes after a failed periodic fsync, reopens the
+// active file after a failed rotation, removes what a failed write left
+// past the last good offset, and makes the active file's directory entry
+// durable before anything is written in it.
 func (s *FileSink) usable(now time.Time) error {
+	if s.fatal != nil {
+		return s.fatal
+	}
 	if s.f == nil {
 		if err := s.openActive(now); err != nil {
+			return err
+		}
+	}
+	if s.dirPending {
+		if err := s.fsyncDir(); err != nil {
 			return err
 		}
 	}
@@ -553,9 +636,38 @@ func (s *FileSink) usable(now time.Time) error {
 	return nil
 }
 
+// fsyncDir makes the active file's directory entry durable.
+func (s *FileSink) fsyncDir() error {
+	dir := filepath.Dir(s.cfg.Path)
+	err := s.syncDir(dir)
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, errors.ErrUnsupported) {
+		if !s.dirNoSync {
+			s.dirNoSync = true
+			s.log.Warn("audit: the file system does not fsync directories; a rotation may not survive a power loss", "dir", dir, "error", err)
+		}
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("audit: fsync of the directory %s failed, so nothing is written in %s until it succeeds: %w", dir, s.cfg.Path, err)
+	}
+	s.dirPending = false
+	return nil
+}
+
+// setFatal makes the sink fail closed after a failed fsync that may have
+// lost acknowledged records.
+func (s *FileSink) setFatal(err error) {
+	if s.fatal != nil {
+		return
+	}
+	s.fatal = fmt.Errorf("%w: %s: a failed fsync may have lost records already acknowledged; restart mcpgate, which re-reads and repairs the file: %w", ErrBroken, s.cfg.Path, err)
+	s.log.Error("audit: fsync failed with records not yet synced; every audit write is refused until restart", "file", s.cfg.Path, "error", err)
+}
+
 // writeOut writes buf (complete lines) and, if sync, fsyncs. On failure
 // it cuts the file back to the last good offset; the caller keeps the
-// chain where it was.
+// chain where it was. A failed fsync with earlier records unsynced
+// (FsyncPeriodic) makes the sink fail closed.
 func (s *FileSink) writeOut(buf []byte, sync bool) error {
 	n, err := s.f.Write(buf)
 	if err == nil && n != len(buf) {
@@ -566,6 +678,9 @@ func (s *FileSink) writeOut(buf []byte, sync bool) error {
 	} else if sync {
 		if serr := s.f.Sync(); serr != nil {
 			err = fmt.Errorf("audit: fsync %s: %w", s.cfg.Path, serr)
+			if s.dirty {
+				s.setFatal(serr)
+			}
 		}
 	}
 	if err != nil {
@@ -589,7 +704,8 @@ func (s *FileSink) sync() error {
 		return nil
 	}
 	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("audit: fsync %s: %w", s.cfg.Path, err)
+		s.setFatal(err)
+		return s.fatal
 	}
 	s.dirty = false
 	return nil
@@ -613,12 +729,17 @@ func (s *FileSink) checkpoint(now time.Time, reason string) error {
 	}
 	s.head = head
 	s.lastCP, s.sinceCP = now, 0
+	s.needCont = false
 	s.checkpoints.Add(1)
+	logCheckpoint(s.log, head, reason, id)
 	return nil
 }
 
 // maintain writes an idle checkpoint and rotates an old file.
 func (s *FileSink) maintain() {
+	if s.fatal != nil {
+		return
+	}
 	now := s.now()
 	if s.rotateDue(now, 0) {
 		if err := s.rotate(now); err != nil {
@@ -626,6 +747,7 @@ func (s *FileSink) maintain() {
 			s.log.Error("audit: rotation failed; writing on in the current file", "file", s.cfg.Path, "retry_in", rotateRetry, "error", err)
 		}
 	}
+	s.continued(now)
 	if s.signer != nil && s.sinceCP > 0 && now.Sub(s.lastCP) >= s.cfg.CheckpointInterval {
 		if err := s.checkpoint(now, ReasonInterval); err != nil {
 			s.log.Error("audit: checkpoint not written; will retry", "file", s.cfg.Path, "error", err)
@@ -644,7 +766,9 @@ func (s *FileSink) rotateDue(now time.Time, add int64) bool {
 }
 
 // rotate ends the active file with a rotation checkpoint, renames it to
-// <path>.<UTC time>[-N] and opens a new one; the chain continues in it.
+// <path>.<UTC time>[-N] and opens a new one; the chain continues in it,
+// after a continued checkpoint (with a key) once the directory is fsynced
+// (usable), which makes both the rename and the new file durable.
 func (s *FileSink) rotate(now time.Time) error {
 	if s.signer != nil {
 		if err := s.checkpoint(now, ReasonRotation); err != nil {
@@ -667,9 +791,7 @@ func (s *FileSink) rotate(now time.Time) error {
 	if err := old.Close(); err != nil {
 		s.log.Warn("audit: closing the rotated file failed", "file", target, "error", err)
 	}
-	if err := syncDir(filepath.Dir(s.cfg.Path)); err != nil {
-		s.log.Warn("audit: fsync of the directory failed", "file", target, "error", err)
-	}
+	s.dirPending, s.needCont = true, true
 	s.rotations.Add(1)
 	s.log.Info("audit: file rotated", "file", target, "last_seq", s.head.seq)
 	return s.openActive(now)
@@ -689,10 +811,7 @@ func (s *FileSink) openActive(now time.Time) error {
 		f.Close()
 		return fmt.Errorf("audit: open %s: %w", s.cfg.Path, err)
 	}
-	if err := syncDir(filepath.Dir(s.cfg.Path)); err != nil {
-		s.log.Warn("audit: fsync of the directory failed", "file", s.cfg.Path, "error", err)
-	}
-	s.f, s.size, s.broken, s.dirty = f, 0, false, false
+	s.f, s.size, s.broken, s.dirty, s.dirPending = f, 0, false, false, true
 	s.opened, s.fileRecs = now, 0
 	return nil
 }
@@ -701,14 +820,19 @@ func (s *FileSink) openActive(now time.Time) error {
 func (s *FileSink) shutdown() error {
 	now := s.now()
 	var errs []error
-	if s.signer != nil {
+	if s.fatal != nil {
+		errs = append(errs, s.fatal)
+	} else if s.signer != nil {
 		if err := s.checkpoint(now, ReasonShutdown); err != nil {
 			errs = append(errs, fmt.Errorf("audit: shutdown checkpoint: %w", err))
 		}
 	}
 	if s.f != nil {
 		if s.dirty {
-			errs = append(errs, s.sync())
+			fatal := s.fatal // still try to sync; report a failure once
+			if err := s.sync(); err != nil && err != fatal {
+				errs = append(errs, err)
+			}
 		}
 		if err := s.f.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("audit: close %s: %w", s.cfg.Path, err))
@@ -719,9 +843,9 @@ func (s *FileSink) shutdown() error {
 }
 
 // recover opens the active file and finds the chain's head: its last
-// complete line, else the last line of the most recent rotated file, else
-// genesis. A partial last line (a crash mid-write, never acknowledged) is
-// cut off.
+// complete line, else the last line of the rotated file with the highest
+// seq, else genesis. A partial last line (a crash mid-write, never
+// acknowledged) is cut off.
 func (s *FileSink) recover() error {
 	path := s.cfg.Path
 	f, err := s.open(path)
@@ -775,10 +899,7 @@ func (s *FileSink) recover() error {
 			s.log.Info("audit: chain continues from the rotated file", "file", from, "seq", h.seq)
 		}
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		s.log.Warn("audit: fsync of the directory failed", "file", path, "error", err)
-	}
-	s.f, s.size = f, keep
+	s.f, s.size, s.dirPending = f, keep, true
 	ok = true
 	return nil
 }
@@ -852,15 +973,17 @@ func firstTime(r io.ReaderAt) (time.Time, bool) {
 	return h.Time, true
 }
 
-// rotatedHead returns the chain's head at the end of the most recent
-// rotated file of path (by the time and counter in its name), or genesis.
+// rotatedHead returns the chain's head at the end of the rotated file of
+// path whose last record has the highest seq, or genesis. The seq, not
+// the time in the names, decides: a clock set back gives a later file an
+// earlier name.
 func rotatedHead(path string) (chain, string, error) {
 	names, err := rotatedFiles(path)
 	if err != nil {
 		return chain{}, "", err
 	}
-	for i := len(names) - 1; i >= 0; i-- {
-		name := names[i]
+	best, from := newChain(), ""
+	for _, name := range names {
 		f, err := os.Open(name)
 		if err != nil {
 			return chain{}, "", fmt.Errorf("audit: %w", err)
@@ -881,9 +1004,11 @@ func rotatedHead(path string) (chain, string, error) {
 		if err != nil {
 			return chain{}, "", fmt.Errorf("audit: cannot continue the chain of %s (its last line %w)", name, err)
 		}
-		return h, name, nil
+		if h.seq > best.seq {
+			best, from = h, name
+		}
 	}
-	return newChain(), "", nil
+	return best, from, nil
 }
 
 // rotatedFiles lists path's rotated files, oldest first.
@@ -949,7 +1074,7 @@ func rotatedName(path string, now time.Time) (string, error) {
 	return "", fmt.Errorf("audit: rotate: no free name for %s", base)
 }
 
-func syncDir(dir string) error {
+func syncDirOS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,11 +185,14 @@ func TestRotationByTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	old, cur := readLines(t, want), readLines(t, path)
-	if len(old) != 4 || len(cur) != 2 { // start, 1, 2, rotation | 3, shutdown
+	if len(old) != 4 || len(cur) != 3 { // start, 1, 2, rotation | continued, 3, shutdown
 		t.Fatalf("old %d lines, new %d lines", len(old), len(cur))
 	}
-	if e := parseLine(t, cur[0]); e.Seq != 5 || e.RequestID != "req-0003" {
-		t.Fatalf("first record of the new file %s", cur[0])
+	if e := parseLine(t, cur[0]); e.Seq != 5 || e.Checkpoint == nil || e.Checkpoint.Reason != ReasonContinued {
+		t.Fatalf("first record of the new file %s, want a continued checkpoint", cur[0])
+	}
+	if e := parseLine(t, cur[1]); e.Seq != 6 || e.RequestID != "req-0003" {
+		t.Fatalf("second record of the new file %s", cur[1])
 	}
 	mustVerify(t, []string{want, path}, k.pub)
 }
@@ -269,35 +276,50 @@ func TestCrashRepairTruncatesThePartialLine(t *testing.T) {
 	}
 }
 
-func TestOpenContinuesFromTheMostRecentRotatedFile(t *testing.T) {
+// TestOpenContinuesFromTheHighestSeq: with the active file missing (a
+// crash right after a rotation), the chain continues from the rotated file
+// whose last record has the highest seq, not from the newest name (a clock
+// set back gives a later file an earlier name).
+func TestOpenContinuesFromTheHighestSeq(t *testing.T) {
 	dir := t.TempDir()
 	k := newTestKey(t, dir, "key.pem")
 	path := filepath.Join(dir, "audit.jsonl")
-	s, err := OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path})
+	clk := newFakeClock() // 2030: every rotated file is named 2030…
+	s, err := OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path, RotateSize: 1500, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, s, event(1))
+	for i := range 12 {
+		mustWrite(t, s, event(i))
+	}
 	s.Close()
-	// A crash right after a rotation: the active file is missing; older
-	// rotated files and unrelated files are in the directory.
-	newest := path + ".20300101T000000Z-2"
-	if err := os.Rename(path, newest); err != nil {
+	rotated := glob(t, path+".*")
+	if len(rotated) < 2 {
+		t.Fatalf("%d rotated files", len(rotated))
+	}
+	// The active file, holding the highest seqs, rotated under a clock set
+	// back to 2029; an unrelated file lies beside them.
+	latest := path + ".20290101T000000Z"
+	if err := os.Rename(path, latest); err != nil {
 		t.Fatal(err)
 	}
-	writeFileMode(t, path+".20290101T000000Z", []byte(`{"seq":900,"prev":"`+zeroPrev+`"}`+"\n"), 0o600)
-	writeFileMode(t, path+".20300101T000000Z", []byte(`{"seq":901,"prev":"`+zeroPrev+`"}`+"\n"), 0o600)
-	writeFileMode(t, path+".bak", []byte(`{"seq":902}`+"\n"), 0o600)
-	s, err = OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path})
+	lines := readLines(t, latest)
+	wantNext := parseLine(t, lines[len(lines)-1]).Seq + 1
+	writeFileMode(t, path+".bak", []byte(`{"seq":90000}`+"\n"), 0o600)
+	var logs logBuffer
+	s, err = OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path, Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, s, event(2))
+	mustWrite(t, s, event(99))
 	s.Close()
-	if e := parseLine(t, readLines(t, path)[0]); e.Seq != 4 {
-		t.Fatalf("the chain did not continue from %s: first record %+v", newest, e)
+	if e := parseLine(t, readLines(t, path)[0]); e.Seq != wantNext {
+		t.Fatalf("the chain continued at seq %d, want %d (after %s)", e.Seq, wantNext, latest)
 	}
-	mustVerify(t, []string{newest, path}, k.pub)
+	if !strings.Contains(logs.String(), "file="+latest) {
+		t.Fatalf("the file continued from is not logged:\n%s", logs.String())
+	}
+	mustVerify(t, append(rotated, latest, path), k.pub)
 }
 
 func TestOpenRefusesAnUnchainedFile(t *testing.T) {
@@ -721,5 +743,285 @@ func TestCheckpointOnRequest(t *testing.T) {
 	defer s2.Close()
 	if err := s2.Checkpoint(context.Background()); !errors.Is(err, ErrNoSigningKey) {
 		t.Errorf("Checkpoint without a key: %v", err)
+	}
+}
+
+// TestFileSinkCloseIsBounded: with fsync stalled, Close returns an error
+// within CloseTimeout, and a concurrent second Close shares that result
+// rather than returning nil early.
+func TestFileSinkCloseIsBounded(t *testing.T) {
+	fl := &faults{entered: make(chan struct{}, 1)}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := openFileSink(FileConfig{Path: path, CloseTimeout: 100 * time.Millisecond}, fl.open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	defer close(gate)
+	fl.set(func(fl *faults) { fl.syncGate = gate })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	go s.Write(ctx, event(1))
+	<-fl.entered // the writer is stuck in fsync
+	start := time.Now()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- s.Close() }()
+	}
+	for range 2 {
+		err := within(t, 5*time.Second, "Close with fsync stalled", func() error { return <-errs })
+		if err == nil || !strings.Contains(err.Error(), "did not finish within 100ms") {
+			t.Fatalf("Close = %v, want a timeout error", err)
+		}
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("Close gave up after %v, before CloseTimeout", d)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("a later Close returned nil after the first failed")
+	}
+	if err := s.Write(context.Background(), event(2)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after Close = %v", err)
+	}
+	if _, err := OpenFileSink(FileConfig{Path: path, CloseTimeout: -1}); err == nil || !strings.Contains(err.Error(), "close timeout") {
+		t.Fatalf("a negative close timeout: %v", err)
+	}
+}
+
+// TestDirFsyncFailureFailsTheBatch: after a rotation, nothing is
+// acknowledged in the new file until its directory is fsynced; the batch
+// fails and the next one retries. EINVAL (no directory fsync on this file
+// system) is tolerated and logged once.
+func TestDirFsyncFailureFailsTheBatch(t *testing.T) {
+	fl := &faults{}
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	path := filepath.Join(dir, "audit.jsonl")
+	var logs logBuffer
+	s, err := openFileSinkWith(FileConfig{Path: path, SigningKeyFile: k.path, RotateSize: 1, Logger: logs.logger()}, fl.open, fl.syncDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, s, event(1)) // the file now holds a record: the next batch rotates
+	eio := errors.New("input/output error (injected)")
+	fl.set(func(fl *faults) { fl.dirErr = eio })
+	for i := 2; i <= 3; i++ {
+		err := s.Write(context.Background(), event(i))
+		if !errors.Is(err, eio) || !strings.Contains(err.Error(), "fsync of the directory") {
+			t.Fatalf("Write %d after a failed directory fsync = %v", i, err)
+		}
+	}
+	if st := s.Stats(); st.Rotations != 1 || st.Records != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Fatalf("written into a file whose directory entry is not durable:\n%s", b)
+	}
+	fl.set(func(fl *faults) { fl.dirErr = nil })
+	mustWrite(t, s, event(4))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	all := append(glob(t, path+".*"), path)
+	mustVerify(t, all, k.pub)
+	for _, p := range all {
+		if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("req-0002")) || bytes.Contains(b, []byte("req-0003")) {
+			t.Fatalf("a failed record is in %s", p)
+		}
+	}
+
+	// A file system without directory fsync.
+	fl = &faults{dirErr: syscall.EINVAL}
+	logs = logBuffer{}
+	p2 := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err = openFileSinkWith(FileConfig{Path: p2, RotateSize: 1, Logger: logs.logger()}, fl.open, fl.syncDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		mustWrite(t, s, event(i))
+	}
+	s.Close()
+	if n := countLines(logs.String(), "does not fsync directories"); n != 1 {
+		t.Fatalf("logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestPeriodicFsyncFailureFailsClosed: with Fsync "interval", a failed
+// periodic fsync may have lost acknowledged records, so every later Write
+// fails (even once fsync works again), logged once, until a restart.
+func TestPeriodicFsyncFailureFailsClosed(t *testing.T) {
+	fl := &faults{}
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	path := filepath.Join(dir, "audit.jsonl")
+	var logs logBuffer
+	s, err := openFileSink(FileConfig{Path: path, SigningKeyFile: k.path, Fsync: FsyncPeriodic, FsyncInterval: 5 * time.Millisecond, Logger: logs.logger()}, fl.open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.set(func(fl *faults) { fl.syncErr = errDiskFull })
+	mustWrite(t, s, event(1)) // acknowledged after write(2); its fsync will fail
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.Write(context.Background(), event(2))
+		if err != nil {
+			if !errors.Is(err, ErrBroken) || !errors.Is(err, errDiskFull) || !strings.Contains(err.Error(), "restart") {
+				t.Fatalf("Write after a failed fsync = %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Writes still succeed after the periodic fsync failed")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	fl.set(func(fl *faults) { fl.syncErr = nil })
+	time.Sleep(20 * time.Millisecond) // fsync works again: still refused
+	for range 3 {
+		if err := s.Write(context.Background(), event(3)); !errors.Is(err, ErrBroken) {
+			t.Fatalf("Write once fsync works again = %v, want ErrBroken (sticky)", err)
+		}
+	}
+	if err := s.Checkpoint(context.Background()); !errors.Is(err, ErrBroken) {
+		t.Fatalf("Checkpoint = %v", err)
+	}
+	if err := s.Close(); !errors.Is(err, ErrBroken) {
+		t.Fatalf("Close = %v, want ErrBroken", err)
+	}
+	if n := countLines(logs.String(), "every audit write is refused until restart"); n != 1 {
+		t.Fatalf("logged %d times, want once:\n%s", n, logs.String())
+	}
+	// A restart re-reads the file and goes on.
+	s, err = OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path, Fsync: FsyncPeriodic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, s, event(4))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, []string{path}, k.pub)
+}
+
+// TestCheckpointsAreLogged: every checkpoint (start, interval, request,
+// rotation, continued, shutdown) is logged at info
+// level with its seq, reason and the hash of its line, an anchor to ship
+// elsewhere.
+func TestCheckpointsAreLogged(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	path := filepath.Join(dir, "audit.jsonl")
+	clk := newFakeClock()
+	var logs logBuffer
+	s, err := OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path, CheckpointInterval: time.Minute, RotateSize: 1500, Now: clk.Now, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		clk.Advance(40 * time.Second)
+		mustWrite(t, s, event(i))
+	}
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkLoggedAnchors(t, logs.String(), append(glob(t, path+".*"), path),
+		[]string{ReasonStart, ReasonInterval, ReasonRotation, ReasonContinued, ReasonRequest, ReasonShutdown})
+}
+
+// checkLoggedAnchors checks that every checkpoint line in files is logged
+// as "audit checkpoint" with its seq, reason and line hash, and that
+// every reason in want occurs.
+func checkLoggedAnchors(t *testing.T, log string, files []string, want []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	n := 0
+	for _, p := range files {
+		for _, l := range readLines(t, p) {
+			e := parseLine(t, l)
+			if e.Kind != KindCheckpoint {
+				continue
+			}
+			n++
+			seen[e.Checkpoint.Reason] = true
+			sum := sha256.Sum256(l)
+			entry := `level=INFO msg="audit checkpoint" seq=` + u(e.Seq) + " reason=" + e.Checkpoint.Reason + " hash=" + hex.EncodeToString(sum[:]) + " key_id=" + e.Checkpoint.KeyID
+			if !strings.Contains(log, entry) {
+				t.Fatalf("checkpoint seq %d not logged as %q:\n%s", e.Seq, entry, log)
+			}
+		}
+	}
+	if got := countLines(log, `msg="audit checkpoint"`); got != n {
+		t.Fatalf("%d checkpoints logged, %d in the files", got, n)
+	}
+	for _, r := range want {
+		if !seen[r] {
+			t.Fatalf("no %s checkpoint in the trail", r)
+		}
+	}
+}
+
+// TestRecordSizeLimit: a record whose line would exceed MaxRecordBytes is
+// refused with ErrRecordTooLarge and nothing is written; one of exactly
+// MaxRecordBytes is written and verifies.
+func TestRecordSizeLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFileSink(FileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withArgs := func(n int) *Event {
+		e := event(1)
+		e.Arguments = json.RawMessage(`"` + strings.Repeat("a", n) + `"`)
+		return e
+	}
+	base, err := encodeBody(withArgs(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fits := MaxRecordBytes - lineOverhead - len(base)
+	if err := s.Write(context.Background(), withArgs(fits+1)); !errors.Is(err, ErrRecordTooLarge) || strings.Contains(err.Error(), "aaaa") {
+		t.Fatalf("Write of a record over the limit = %.200v", err)
+	}
+	mustWrite(t, s, withArgs(fits))
+	s.Close()
+	lines := readLines(t, path)
+	if len(lines) != 1 || len(lines[0]) > MaxRecordBytes || len(lines[0]) < MaxRecordBytes-lineOverhead {
+		t.Fatalf("%d lines, the first of %d bytes", len(lines), len(lines[0]))
+	}
+	mustVerify(t, []string{path})
+	if st := s.Stats(); st.Failures != 1 || st.Records != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestIdleRotationEndsWithContinued: a file rotated by age while idle
+// is followed by a continued checkpoint, so the trail of an idle sink
+// verifies (it does not end with a rotation checkpoint).
+func TestIdleRotationEndsWithContinued(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	path := filepath.Join(dir, "audit.jsonl")
+	clk := newFakeClock()
+	s, err := OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path, RotateInterval: 40 * time.Millisecond, CheckpointInterval: time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustWrite(t, s, event(1))
+	clk.Advance(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Rotations != 1 || s.Stats().Checkpoints != 3 { // start, rotation, continued
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", s.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := mustVerify(t, append(glob(t, path+".*"), path), k.pub)
+	if r.EndReason != ReasonContinued || r.UnsignedTail != 0 {
+		t.Fatalf("report %+v", r)
 	}
 }

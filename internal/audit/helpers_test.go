@@ -108,8 +108,22 @@ type faults struct {
 	writeGate chan struct{} // non-nil: Write waits until it is closed
 	syncGate  chan struct{} // non-nil: Sync waits until it is closed
 	entered   chan struct{} // signalled (non-blocking) when a gated call waits
+	dirErr    error         // syncDir fails
 	syncs     int
 	writes    int
+	dirSyncs  int // syncDir calls
+}
+
+// syncDir is the sink's directory fsync, with dirErr injected.
+func (fl *faults) syncDir(dir string) error {
+	fl.mu.Lock()
+	fl.dirSyncs++
+	err := fl.dirErr
+	fl.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return syncDirOS(dir)
 }
 
 func (fl *faults) open(path string) (file, error) {
@@ -246,6 +260,32 @@ func mustVerify(t testing.TB, files []string, keys ...ed25519.PublicKey) *Report
 		t.Fatalf("verify: %s", b.String())
 	}
 	return r
+}
+
+// within runs fn and fails the test if it has not returned after d; it
+// returns fn's error.
+func within(t testing.TB, d time.Duration, what string, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+		return nil
+	}
+}
+
+// countLines counts the log lines holding s.
+func countLines(log, s string) int {
+	n := 0
+	for l := range strings.Lines(log) {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
 }
 
 func glob(t testing.TB, pattern string) []string {

@@ -174,3 +174,176 @@ func TestStreamSinkConcurrent(t *testing.T) {
 		t.Fatalf("report %+v", r)
 	}
 }
+
+// gateWriter blocks every Write until its gate is closed, like a stdout
+// pipe whose reader stalled.
+type gateWriter struct {
+	gate    chan struct{}
+	entered chan struct{} // signalled (non-blocking) when a Write waits
+	mu      sync.Mutex
+	b       bytes.Buffer
+	closed  bool
+	blocked bool
+}
+
+func newGateWriter() *gateWriter {
+	return &gateWriter{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+}
+
+func (g *gateWriter) block(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.blocked = on
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	blocked := g.blocked
+	g.mu.Unlock()
+	if blocked {
+		select {
+		case g.entered <- struct{}{}:
+		default:
+		}
+		<-g.gate
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.b.Write(p)
+}
+
+func (g *gateWriter) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	return nil
+}
+
+// TestStreamSinkStalledWriterFailsClosed: a stalled stream never hangs a
+// Write past its ctx; once a record's write is undetermined, the sink
+// fails closed (every later Write fails at once, logged once), a Write
+// waiting behind the stalled one gives up with its own ctx, and Close is
+// bounded.
+func TestStreamSinkStalledWriterFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	g := newGateWriter()
+	defer close(g.gate)
+	var logs logBuffer
+	s, err := NewStreamSink(g, StreamConfig{SigningKeyFile: k.path, CloseTimeout: 100 * time.Millisecond, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, s, event(1))
+	g.block(true)
+	ctx1, cancel1 := context.WithTimeout(context.Background(), 80*time.Millisecond)
+	defer cancel1()
+	first := make(chan error, 1)
+	go func() { first <- s.Write(ctx1, event(2)) }()
+	<-g.entered
+	// A second Write waits behind the stalled one and gives up with its
+	// own, shorter ctx; it was never written, so it does not break the sink.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	err = within(t, 5*time.Second, "a Write queued behind a stalled one", func() error { return s.Write(ctx2, event(3)) })
+	if err == nil || errors.Is(err, ErrBroken) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("queued Write = %v", err)
+	}
+	err = within(t, 5*time.Second, "a Write to a stalled stream", func() error { return <-first })
+	if !errors.Is(err, ErrBroken) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled Write = %v, want ErrBroken", err)
+	}
+	// Failed closed: later Writes fail at once, even without a deadline.
+	for range 3 {
+		err := within(t, time.Second, "a Write to a broken sink", func() error { return s.Write(context.Background(), event(4)) })
+		if !errors.Is(err, ErrBroken) {
+			t.Fatalf("Write after the stall = %v, want ErrBroken", err)
+		}
+	}
+	if n := countLines(logs.String(), "level=ERROR"); n != 1 || !strings.Contains(logs.String(), "fails closed") {
+		t.Fatalf("%d error lines, want one:\n%s", n, logs.String())
+	}
+	start := time.Now()
+	err = within(t, 5*time.Second, "Close of a broken sink", s.Close)
+	if !errors.Is(err, ErrBroken) || time.Since(start) > 2*time.Second {
+		t.Fatalf("Close = %v after %v", err, time.Since(start))
+	}
+	if st := s.Stats(); st.Records != 1 || st.Failures != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestStreamSinkCloseIsBounded: Close with the stream stalled mid-write
+// (a Write holding the sink) returns an error within CloseTimeout, and a
+// concurrent Close shares it.
+func TestStreamSinkCloseIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	g := newGateWriter()
+	defer close(g.gate)
+	s, err := NewStreamSink(g, StreamConfig{SigningKeyFile: k.path, CloseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.block(true)
+	go s.Write(context.Background(), event(1)) // stuck for good
+	<-g.entered
+	errs := make(chan error, 2)
+	start := time.Now()
+	for range 2 {
+		go func() { errs <- s.Close() }()
+	}
+	for range 2 {
+		err := within(t, 5*time.Second, "Close with the stream stalled", func() error { return <-errs })
+		if err == nil || !strings.Contains(err.Error(), "no shutdown checkpoint") {
+			t.Fatalf("Close = %v", err)
+		}
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("Close gave up after %v", d)
+	}
+	if err := s.Write(context.Background(), event(2)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after Close = %v", err)
+	}
+	// A stalled stream at start: NewStreamSink fails within CloseTimeout.
+	g2 := newGateWriter()
+	defer close(g2.gate)
+	g2.block(true)
+	err = within(t, 5*time.Second, "NewStreamSink on a stalled stream", func() error {
+		_, err := NewStreamSink(g2, StreamConfig{SigningKeyFile: k.path, CloseTimeout: 50 * time.Millisecond})
+		return err
+	})
+	if !errors.Is(err, ErrBroken) {
+		t.Fatalf("NewStreamSink = %v", err)
+	}
+}
+
+// TestStreamSinkLogsCheckpointsAndRefusesHugeRecords: checkpoints are
+// logged as anchors; a record over MaxRecordBytes is refused unwritten.
+func TestStreamSinkLogsCheckpointsAndRefusesHugeRecords(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	clk := newFakeClock()
+	var out closeBuffer
+	var logs logBuffer
+	s, err := NewStreamSink(&out, StreamConfig{SigningKeyFile: k.path, CheckpointInterval: time.Minute, Now: clk.Now, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		clk.Advance(40 * time.Second)
+		mustWrite(t, s, event(i))
+	}
+	big := event(9)
+	big.Reason = strings.Repeat("r", MaxRecordBytes)
+	if err := s.Write(context.Background(), big); !errors.Is(err, ErrRecordTooLarge) {
+		t.Fatalf("Write of a huge record = %.200v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "out.jsonl")
+	writeFileMode(t, p, out.bytes(), 0o600)
+	mustVerify(t, []string{p}, k.pub)
+	checkLoggedAnchors(t, logs.String(), []string{p}, []string{ReasonStart, ReasonInterval, ReasonShutdown})
+}

@@ -27,13 +27,20 @@ const (
 	ProblemModified     = "modified"      // a record whose bytes changed
 	ProblemUnknownKey   = "unknown_key"   // a checkpoint signed by a key not given to Verify
 	ProblemBadSignature = "bad_signature" // a checkpoint whose signature does not verify
+	// ProblemTruncated: the trail starts after seq 1 (or after
+	// VerifyOptions.FromSeq), or ends with a rotation checkpoint.
+	ProblemTruncated = "truncated"
+	// ProblemUnsigned: keys were given but no checkpoint verifies, so the
+	// whole trail could have been rewritten without the key.
+	ProblemUnsigned = "unsigned"
 )
 
 // maxListed is how many problems a Report lists; maxLineBytes bounds a
-// line (longer ones are malformed).
+// line (longer ones are malformed): 64 MiB, far above MaxRecordBytes, so
+// that whatever a sink wrote can be read.
 const (
 	maxListed    = 10
-	maxLineBytes = 16 << 20
+	maxLineBytes = 64 << 20
 	hashWindow   = 4096 // recent records whose hash is kept, by seq
 	maxProblems  = 10000
 )
@@ -50,17 +57,22 @@ type Report struct {
 	// IncompleteTail: the last file ends with a line without "\n", a crash
 	// while writing (never acknowledged); it is ignored, not tampering.
 	IncompleteTail bool
-	Notes          []string
-	Problems       []Problem // the first maxListed, in file order
-	MoreProblems   int       // problems found beyond those listed
-	KeyIDs         []string  // keys that signed the verified checkpoints
+	// EndReason is the checkpoint reason of the trail's final record, ""
+	// if it is not a checkpoint. Only ReasonShutdown means the sink was
+	// closed; anything else means it is running, crashed, or the end of the
+	// trail was cut (ReasonRotation: a file is missing, a Problem).
+	EndReason    string
+	Notes        []string
+	Problems     []Problem // the first maxListed, in file order
+	MoreProblems int       // problems found beyond those listed
+	KeyIDs       []string  // keys that signed the verified checkpoints
 }
 
 // Problem is one finding; the first is precise, later ones may be
 // consequences of it.
 type Problem struct {
 	File   string
-	Line   int    // 1-based
+	Line   int    // 1-based; 0 for a problem of the whole (empty) trail
 	Seq    uint64 // the record concerned: for deleted, the first missing seq; 0 for a malformed line
 	Kind   string // Problem* constant
 	Detail string
@@ -88,14 +100,33 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 //     ("unknown_key", "bad_signature") and its line is exactly the
 //     encoding of its signed fields ("modified").
 //
+// The trail as a whole must be complete ("truncated"): it starts at seq 1
+// (see [VerifyWith] for a trail whose oldest files were expired) and does
+// not end with a rotation checkpoint (the file after it is missing). When
+// keys are given, at least one checkpoint must verify ("unsigned").
+//
 // A final line without "\n" in the last file is an incomplete tail, not
-// a problem. A chain that does not start at genesis is a note. The error
-// is for files that cannot be read.
+// a problem. The error is for files that cannot be read. Verify is
+// VerifyWith with zero options.
 func Verify(files []string, keys []ed25519.PublicKey) (*Report, error) {
+	return VerifyWith(files, keys, VerifyOptions{})
+}
+
+// VerifyOptions adjust [VerifyWith].
+type VerifyOptions struct {
+	// FromSeq is the seq the trail is expected to start at, for a trail
+	// whose older files were expired on purpose; its first record is then
+	// taken on trust (a note says so). 0 means 1: the trail must start at
+	// genesis.
+	FromSeq uint64
+}
+
+// VerifyWith is [Verify] with options.
+func VerifyWith(files []string, keys []ed25519.PublicKey, opts VerifyOptions) (*Report, error) {
 	if len(files) == 0 {
 		return nil, errors.New("audit: verify: no files given")
 	}
-	v := &verifier{rep: &Report{}, keys: map[string]ed25519.PublicKey{}, signers: map[string]bool{}, flagged: map[uint64]bool{}}
+	v := &verifier{rep: &Report{}, keys: map[string]ed25519.PublicKey{}, signers: map[string]bool{}, flagged: map[uint64]bool{}, fromSeq: opts.FromSeq}
 	for _, k := range keys {
 		if len(k) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("audit: verify: a public key has %d bytes, want %d", len(k), ed25519.PublicKeySize)
@@ -107,6 +138,7 @@ func Verify(files []string, keys []ed25519.PublicKey) (*Report, error) {
 		return nil, err
 	}
 	v.rep.Files = len(ordered)
+	v.firstFile = ordered[0]
 	for i, name := range ordered {
 		if err := v.file(i, name, i == len(ordered)-1); err != nil {
 			return nil, err
@@ -236,8 +268,10 @@ type verifier struct {
 	probFile     []int // file index of each problem, for ordering
 	overflow     int
 	flagged      map[uint64]bool
-	unchecked    int  // checkpoints not checked (no keys)
-	lastShutdown bool // the last record is a verified shutdown checkpoint
+	unchecked    int // checkpoints not checked (no keys)
+	fromSeq      uint64
+	firstFile    string
+	first, end   entry // the first and the final record (seq and position)
 }
 
 func (v *verifier) file(fidx int, name string, last bool) error {
@@ -304,19 +338,22 @@ func (v *verifier) record(at pos, ev *Event, h [32]byte, line []byte) {
 		} else {
 			v.rep.UnsignedTail++
 		}
-		v.lastShutdown = cpOK && ev.Checkpoint.Reason == ReasonShutdown
+		v.rep.EndReason = ""
+		if ev.Kind == KindCheckpoint && ev.Checkpoint != nil {
+			v.rep.EndReason = ev.Checkpoint.Reason
+		}
+		v.end = entry{seq: ev.Seq, at: at}
 		v.malformedRun = 0
 	}()
 
 	if !v.started {
 		v.started = true
+		v.first = entry{seq: ev.Seq, at: at}
 		v.rep.FirstSeq, v.maxSeq = ev.Seq, ev.Seq
 		if ev.Seq == 1 && ev.Prev != zeroPrev {
 			v.add(at, 1, ProblemModified, "the genesis record's prev is not 64 zeros")
 		}
-		if ev.Seq != 1 {
-			v.rep.Notes = append(v.rep.Notes, fmt.Sprintf("chain start not verified (starts at seq %d)", ev.Seq))
-		}
+		v.start(at, ev.Seq)
 		v.store(ev.Seq, h, at)
 		return
 	}
@@ -371,6 +408,22 @@ func (v *verifier) record(at pos, ev *Event, h [32]byte, line []byte) {
 			}
 		}
 		v.add(at, ev.Seq, ProblemInserted, detail)
+	}
+}
+
+// start checks the seq of the trail's first record.
+func (v *verifier) start(at pos, seq uint64) {
+	switch from := v.fromSeq; {
+	case from == 0 && seq != 1:
+		v.addTrail(at, seq, ProblemTruncated, fmt.Sprintf(
+			"the trail starts at seq %d: records before it are missing; pass --from-seq %d if older files were expired on purpose", seq, seq))
+	case from == 0 || from == 1 && seq == 1:
+	case seq > from:
+		v.addTrail(at, seq, ProblemTruncated, fmt.Sprintf("the trail starts at seq %d, not at seq %d (--from-seq): %s missing", seq, from, seqRange(from, seq-1)))
+	case seq < from:
+		v.addTrail(at, seq, ProblemTruncated, fmt.Sprintf("the trail starts at seq %d, before seq %d (--from-seq): the expected start is not the first record", seq, from))
+	default:
+		v.rep.Notes = append(v.rep.Notes, fmt.Sprintf("chain start taken on trust: the trail starts at seq %d, as --from-seq says (older files expired)", seq))
 	}
 }
 
@@ -431,7 +484,13 @@ func (v *verifier) checkpoint(at pos, ev *Event, line []byte) bool {
 		v.add(at, ev.Seq, ProblemUnknownKey, fmt.Sprintf("signed by key %q, which is not among the given keys (%s)", short(c.KeyID), strings.Join(slices.Sorted(maps.Keys(v.keys)), ", ")))
 		return false
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(c.Signature)
+	// Strict: a signature whose unused low bits were changed decodes to
+	// the same bytes but changes the line, so that a final checkpoint,
+	// which no later prev covers, could be altered unnoticed.
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(c.Signature)
+	if err == nil && base64.RawURLEncoding.EncodeToString(sig) != c.Signature {
+		err = errors.New("non-canonical encoding")
+	}
 	if err != nil || !ed25519.Verify(pub, checkpointMessage(ev.Seq, ev.Prev, ev.Time, c.KeyID, c.Reason), sig) {
 		v.add(at, ev.Seq, ProblemBadSignature, fmt.Sprintf("the signature by key %s does not verify", c.KeyID))
 		return false
@@ -487,6 +546,14 @@ func (v *verifier) add(at pos, seq uint64, kind, detail string) bool {
 	return true
 }
 
+// addTrail records a problem of the trail as a whole: it is always kept,
+// whatever else was found at that seq.
+// There are at most three, so they may go past maxProblems.
+func (v *verifier) addTrail(at pos, seq uint64, kind, detail string) {
+	v.probs = append(v.probs, Problem{File: at.file, Line: at.line, Seq: seq, Kind: kind, Detail: detail})
+	v.probFile = append(v.probFile, at.fidx)
+}
+
 func (v *verifier) finish() {
 	v.resolve(nil, [32]byte{}, pos{})
 	r := v.rep
@@ -499,8 +566,15 @@ func (v *verifier) finish() {
 	if len(v.keys) == 0 && v.unchecked > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("no public key given: the signatures of %d checkpoints were not checked", v.unchecked))
 	}
-	if r.Records > 0 && !v.lastShutdown && r.LastCheckpointSeq != 0 {
-		r.Notes = append(r.Notes, "the last record is not a shutdown checkpoint: the sink is still running, it crashed, or the end of the trail was cut")
+	if r.EndReason == ReasonRotation {
+		v.addTrail(v.end.at, v.end.seq, ProblemTruncated, "the trail ends with a rotation checkpoint: the file after it is missing")
+	}
+	if len(v.keys) > 0 && r.Checkpoints == 0 {
+		at := v.first.at
+		if r.Records == 0 {
+			at = pos{file: v.firstFile}
+		}
+		v.addTrail(at, v.first.seq, ProblemUnsigned, "no signed checkpoint: the trail could have been rewritten without the key")
 	}
 	for k := range v.signers {
 		r.KeyIDs = append(r.KeyIDs, k)
@@ -553,6 +627,13 @@ func (r *Report) Write(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	if r.Records > 0 && r.EndReason != ReasonShutdown {
+		end := "a record that is not a checkpoint"
+		if r.EndReason != "" {
+			end = "a " + r.EndReason + " checkpoint"
+		}
+		fmt.Fprintf(&b, "  WARNING: the trail does not end with a shutdown checkpoint (its last record, seq %d, is %s): the sink is still running, it crashed, or the end of the trail was cut\n", r.LastSeq, end)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
@@ -570,6 +651,8 @@ func (p Problem) String() string {
 		ProblemModified:     "the record was modified",
 		ProblemUnknownKey:   "the checkpoint is signed by an unknown key",
 		ProblemBadSignature: "the checkpoint's signature is invalid",
+		ProblemTruncated:    "the trail is truncated",
+		ProblemUnsigned:     "the trail is not signed",
 	}[p.Kind]
 	if p.Seq == 0 {
 		return fmt.Sprintf("%s:%d: %s (%s)", p.File, p.Line, what, p.Detail)

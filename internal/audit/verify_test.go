@@ -288,11 +288,27 @@ func TestVerifyFindsTampering(t *testing.T) {
 			wantText: "1 record after the last checkpoint (seq " + u(tr.evs[prevCP].Seq) + ") is not covered by a signature: a cut or a change after it cannot be proven",
 		},
 		{
-			name: "delete the first records: a note, not a failure",
+			name: "delete the first records",
 			edit: func(t *testing.T) ([]byte, uint64) {
-				return join(tr.copyLines()[3:]), 0
+				return join(tr.copyLines()[3:]), 4
 			},
-			wantText: "chain start not verified (starts at seq 4)",
+			kind: ProblemTruncated, wantText: "the trail starts at seq 4: records before it are missing; pass --from-seq 4",
+		},
+		{
+			name: "change the unused bits of the final checkpoint's signature",
+			edit: func(t *testing.T) ([]byte, uint64) {
+				l := tr.copyLines()
+				sig := tr.evs[lastCP].Checkpoint.Signature
+				const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+				last := strings.IndexByte(alphabet, sig[len(sig)-1])
+				if last&0xf != 0 {
+					t.Fatalf("signature %q: its last character has unused bits set", sig)
+				}
+				alt := sig[:len(sig)-1] + string(alphabet[last+1]) // same 64 bytes once decoded leniently
+				l[lastCP] = bytes.Replace(l[lastCP], []byte(sig), []byte(alt), 1)
+				return join(l), tr.evs[lastCP].Seq
+			},
+			kind: ProblemBadSignature,
 		},
 		{
 			name: "the genesis checkpoint with a non-zero prev",
@@ -463,32 +479,260 @@ func TestVerifyErrorsAndLimits(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	tr := writeTrail(f, 8)
 	good := join(tr.lines)
-	f.Add(good, 0)
-	f.Add(good[:len(good)-7], len(good)/2)
-	f.Add([]byte("{\"seq\":1,\"prev\":\""+zeroPrev+"\",\"kind\":\"checkpoint\"}\n"), 0)
-	f.Add([]byte("{\"seq\":18446744073709551615,\"prev\":\""+zeroPrev+"\"}\n{\"seq\":1,\"prev\":\""+zeroPrev+"\"}\n"), 0)
-	f.Add([]byte("\n\n\x00{"), 1)
+	f.Add(good, 0, uint64(0))
+	f.Add(good[:len(good)-7], len(good)/2, uint64(1))
+	f.Add(good[len(tr.lines[0])+1:], 0, uint64(2))
+	f.Add([]byte("{\"seq\":1,\"prev\":\""+zeroPrev+"\",\"kind\":\"checkpoint\"}\n"), 0, uint64(0))
+	f.Add([]byte("{\"seq\":18446744073709551615,\"prev\":\""+zeroPrev+"\"}\n{\"seq\":1,\"prev\":\""+zeroPrev+"\"}\n"), 0, uint64(18446744073709551615))
+	f.Add([]byte("\n\n\x00{"), 1, uint64(0))
 	pub := tr.key.pub
 	dir := f.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	f.Fuzz(func(t *testing.T, data []byte, split int) {
+	f.Fuzz(func(t *testing.T, data []byte, split int, from uint64) {
 		if split < 0 || split > len(data) {
 			split = 0
 		}
 		writeFileMode(t, a, data[:split], 0o600)
 		writeFileMode(t, b, data[split:], 0o600)
-		r, err := Verify([]string{a, b}, []ed25519.PublicKey{pub})
+		r, err := VerifyWith([]string{a, b}, []ed25519.PublicKey{pub}, VerifyOptions{FromSeq: from})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(r.Problems) > maxListed || r.UnsignedTail > r.Records {
 			t.Fatalf("report %+v", r)
 		}
+		if r.OK() && (r.EndReason == ReasonRotation || r.Checkpoints == 0 ||
+			r.Records > 0 && r.FirstSeq != max(from, 1)) {
+			t.Fatalf("a truncated or unsigned trail passed: %+v", r)
+		}
 		var out strings.Builder
 		if err := r.Write(&out); err != nil || out.Len() == 0 {
 			t.Fatal("no summary")
 		}
 	})
+}
+
+// rotatedTrail writes a rotated set with a key and returns its files,
+// oldest first (the active file last).
+func rotatedTrail(t testing.TB) (testKey, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	path := filepath.Join(dir, "audit.jsonl")
+	clk := newFakeClock()
+	s, err := OpenFileSink(FileConfig{Path: path, SigningKeyFile: k.path, RotateSize: 2500, CheckpointInterval: time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		clk.Advance(time.Second)
+		mustWrite(t, s, event(i))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := append(glob(t, path+".*"), path) // the names sort by time, then -N
+	slices.SortStableFunc(files, func(a, b string) int {
+		return int(parseLine(t, readLines(t, a)[0]).Seq) - int(parseLine(t, readLines(t, b)[0]).Seq)
+	})
+	if len(files) < 3 {
+		t.Fatalf("only %d files", len(files))
+	}
+	return k, files
+}
+
+func verifyReport(t testing.TB, files []string, keys []ed25519.PublicKey, opts VerifyOptions) (*Report, string) {
+	t.Helper()
+	r, err := VerifyWith(files, keys, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := r.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	return r, out.String()
+}
+
+// TestVerifyTrailEnd: EndReason names how the trail ends; a trail that
+// ends with a rotation checkpoint (the active file deleted) is truncated,
+// and the summary says loudly when the trail does not end with a shutdown
+// checkpoint.
+func TestVerifyTrailEnd(t *testing.T) {
+	k, files := rotatedTrail(t)
+	keys := []ed25519.PublicKey{k.pub}
+	active := files[len(files)-1]
+	activeLines := readLines(t, active)
+	cut := func(n int) string { // the active file's first n lines
+		p := filepath.Join(t.TempDir(), "audit.jsonl")
+		var b []byte
+		if n > 0 {
+			b = join(activeLines[:n])
+		}
+		writeFileMode(t, p, b, 0o600)
+		return p
+	}
+	if e := parseLine(t, activeLines[0]); e.Checkpoint == nil || e.Checkpoint.Reason != ReasonContinued {
+		t.Fatalf("the active file starts with %s, want a continued checkpoint", activeLines[0])
+	}
+	prev := files[len(files)-2]
+	prevLines := readLines(t, prev)
+	for _, tc := range []struct {
+		name    string
+		files   []string
+		end     string
+		problem *Problem // nil: OK
+		warn    bool
+	}{
+		{name: "whole", files: files, end: ReasonShutdown},
+		{name: "the active file deleted", files: files[:len(files)-1], end: ReasonRotation,
+			problem: &Problem{File: prev, Line: len(prevLines), Seq: parseLine(t, prevLines[len(prevLines)-1]).Seq, Kind: ProblemTruncated,
+				Detail: "the trail ends with a rotation checkpoint: the file after it is missing"}, warn: true},
+		{name: "the active file emptied", files: append(slices.Clone(files[:len(files)-1]), cut(0)), end: ReasonRotation,
+			problem: &Problem{File: prev, Line: len(prevLines), Seq: parseLine(t, prevLines[len(prevLines)-1]).Seq, Kind: ProblemTruncated}, warn: true},
+		{name: "cut after the continued checkpoint", files: append(slices.Clone(files[:len(files)-1]), cut(1)), end: ReasonContinued, warn: true},
+		{name: "cut after a record", files: append(slices.Clone(files[:len(files)-1]), cut(2)), end: "", warn: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, out := verifyReport(t, tc.files, keys, VerifyOptions{})
+			t.Log(out)
+			if r.EndReason != tc.end {
+				t.Fatalf("EndReason %q, want %q", r.EndReason, tc.end)
+			}
+			if tc.problem == nil && !r.OK() {
+				t.Fatalf("want OK:\n%s", out)
+			}
+			if p := tc.problem; p != nil {
+				if r.OK() {
+					t.Fatalf("a truncated trail passed:\n%s", out)
+				}
+				if len(r.Problems) != 1 {
+					t.Fatalf("problems %+v", r.Problems)
+				}
+				got := r.Problems[0]
+				if got.File != p.File || got.Line != p.Line || got.Seq != p.Seq || got.Kind != p.Kind || p.Detail != "" && got.Detail != p.Detail {
+					t.Fatalf("problem %+v, want %+v", got, *p)
+				}
+				if !strings.HasPrefix(out, "TAMPERED: ") || !strings.Contains(out, "the trail is truncated") {
+					t.Fatalf("summary %q", out)
+				}
+			}
+			if got := strings.Contains(out, "WARNING: the trail does not end with a shutdown checkpoint"); got != tc.warn {
+				t.Fatalf("warning shown: %v, want %v:\n%s", got, tc.warn, out)
+			}
+		})
+	}
+}
+
+// TestVerifyUnsigned: with keys given, a trail without a verified
+// checkpoint is a problem; without keys it is only said.
+func TestVerifyUnsigned(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, dir, "key.pem")
+	path := filepath.Join(dir, "audit.jsonl")
+	s, err := OpenFileSink(FileConfig{Path: path}) // no key: chain only
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		mustWrite(t, s, event(i))
+	}
+	s.Close()
+	empty := filepath.Join(dir, "empty.jsonl")
+	writeFileMode(t, empty, nil, 0o600)
+	for _, tc := range []struct {
+		name  string
+		files []string
+		keys  []ed25519.PublicKey
+		want  *Problem
+	}{
+		{"chain only, verified with a key", []string{path}, []ed25519.PublicKey{k.pub},
+			&Problem{File: path, Line: 1, Seq: 1, Kind: ProblemUnsigned, Detail: "no signed checkpoint: the trail could have been rewritten without the key"}},
+		{"an empty trail, verified with a key", []string{empty}, []ed25519.PublicKey{k.pub},
+			&Problem{File: empty, Line: 0, Seq: 0, Kind: ProblemUnsigned}},
+		{"chain only, without a key", []string{path}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, out := verifyReport(t, tc.files, tc.keys, VerifyOptions{})
+			if tc.want == nil {
+				if !r.OK() || !strings.Contains(out, "no record is covered by a verified signature") {
+					t.Fatalf("report:\n%s", out)
+				}
+				return
+			}
+			if len(r.Problems) != 1 {
+				t.Fatalf("problems %+v", r.Problems)
+			}
+			got, w := r.Problems[0], tc.want
+			if got.File != w.File || got.Line != w.Line || got.Seq != w.Seq || got.Kind != w.Kind || w.Detail != "" && got.Detail != w.Detail {
+				t.Fatalf("problem %+v, want %+v", got, *w)
+			}
+			if !strings.Contains(out, "the trail is not signed") {
+				t.Fatalf("summary %q", out)
+			}
+		})
+	}
+}
+
+// TestVerifyFromSeq: a trail must start at seq 1 unless FromSeq says
+// where; then it must start exactly there.
+func TestVerifyFromSeq(t *testing.T) {
+	k, files := rotatedTrail(t)
+	keys := []ed25519.PublicKey{k.pub}
+	rest := files[1:] // the oldest file expired
+	start := parseLine(t, readLines(t, rest[0])[0]).Seq
+	for _, tc := range []struct {
+		name  string
+		files []string
+		from  uint64
+		ok    bool
+		want  string
+	}{
+		{"whole, strict", files, 0, true, ""},
+		{"whole, from 1", files, 1, true, ""},
+		{"expired, strict", rest, 0, false, "the trail starts at seq " + u(start) + ": records before it are missing; pass --from-seq " + u(start)},
+		{"expired, from its start", rest, start, true, "chain start taken on trust: the trail starts at seq " + u(start)},
+		{"expired, from an earlier seq", rest, start - 2, false, "seq " + u(start-2) + "–" + u(start-1) + " missing"},
+		{"expired, from a later seq", rest, start + 1, false, "before seq " + u(start+1)},
+		{"whole, from a later seq", files, 5, false, "the trail starts at seq 1, before seq 5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, out := verifyReport(t, tc.files, keys, VerifyOptions{FromSeq: tc.from})
+			t.Log(out)
+			if r.OK() != tc.ok || !strings.Contains(out, tc.want) {
+				t.Fatalf("OK %v, want %v; summary lacks %q:\n%s", r.OK(), tc.ok, tc.want, out)
+			}
+			if !tc.ok {
+				p := r.Problems[0]
+				if p.Kind != ProblemTruncated || p.File != tc.files[0] || p.Line != 1 || p.Seq != r.FirstSeq {
+					t.Fatalf("problem %+v", p)
+				}
+			}
+		})
+	}
+	// Verify is the strict default.
+	if r, err := Verify(rest, keys); err != nil || r.OK() {
+		t.Fatalf("Verify accepted a trail starting at seq %d: %v", start, err)
+	}
+}
+
+// TestVerifyLongLines: lines up to 64 MiB are read: a line of 20 MiB
+// (over the former 16 MiB limit) verifies.
+func TestVerifyLongLines(t *testing.T) {
+	body := func(n int) []byte {
+		return []byte(`,"time":"2030-01-02T03:04:05Z","kind":"decision","request_id":"big","tool":"` + strings.Repeat("x", n) + `","decision":"allow"}`)
+	}
+	c := newChain()
+	b, _, _ := c.appendRecord(nil, body(20<<20))
+	b, _, _ = c.appendRecord(b, body(10))
+	p := filepath.Join(t.TempDir(), "big.jsonl")
+	writeFileMode(t, p, b, 0o600)
+	if r := mustVerify(t, []string{p}); r.Records != 2 {
+		t.Fatalf("report %+v", r)
+	}
+	if maxLineBytes < 64<<20 {
+		t.Fatalf("maxLineBytes %d, documented as at least 64 MiB", maxLineBytes)
+	}
 }
 
 // FuzzLastLine: the crash-repair scan agrees with a plain split.
