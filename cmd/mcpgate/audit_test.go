@@ -41,6 +41,9 @@ func TestAuditVerify(t *testing.T) {
 	b, _ := os.ReadFile(file)
 	tampered := filepath.Join(dir, "tampered.jsonl")
 	os.WriteFile(tampered, bytes.Replace(b, []byte(`"decision":"deny"`), []byte(`"decision":"allow"`), 1), 0o600)
+	headless := filepath.Join(dir, "headless.jsonl")
+	all := bytes.SplitAfter(b, []byte("\n"))
+	os.WriteFile(headless, bytes.Join(all[2:], nil), 0o600) // the first two records cut off
 	unsigned := filepath.Join(dir, "unsigned.jsonl")
 	lines := bytes.SplitAfter(b, []byte("\n"))
 	os.WriteFile(unsigned, bytes.Join(lines[:len(lines)-2], nil), 0o600) // the shutdown checkpoint cut off
@@ -56,6 +59,9 @@ func TestAuditVerify(t *testing.T) {
 		{"tampered", []string{"verify", tampered, "--key", pubFile}, 1, "TAMPERED: "},
 		{"unsigned tail", []string{"verify", unsigned, "--key", pubFile}, 0, "not covered by a signature"},
 		{"unsigned tail, strict", []string{"verify", unsigned, "--key", pubFile, "--strict"}, 1, "FAILED (--strict)"},
+		{"start cut off", []string{"verify", headless, "--key", pubFile}, 1, "--from-seq"},
+		{"start expired on purpose", []string{"verify", headless, "--key", pubFile, "--from-seq", "3"}, 0, "OK: "},
+		{"intact, strict", []string{"verify", file, "--key", pubFile, "--strict"}, 0, "OK: "},
 		{"no key", []string{"verify", file}, 2, "at least one FILE and one --key"},
 		{"no command", []string{}, 2, "usage: mcpgate audit verify"},
 		{"unknown flag", []string{"verify", file, "--key", pubFile, "--fast"}, 2, "unknown flag --fast"},
