@@ -35,6 +35,8 @@ Usage:
                                        (DEVELOPMENT ONLY)
   mcpgate policy test FILE...          run policy scenario files (no network)
   mcpgate pins list|approve ...        review and approve changed tool definitions
+  mcpgate revoke jti|subject|client VALUE --issuer ISS --token-file F
+                                       revoke tokens through the admin API
   mcpgate audit verify FILE... --key PUBKEY
                                        prove audit files whole (hash chain, signed
                                        checkpoints); exit 1 if tampered
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return pinsCmd(args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
+	case "revoke":
+		return revokeCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "mcpgate", version())
 		return 0

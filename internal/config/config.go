@@ -42,6 +42,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Revocation configures token revocation.
 	Revocation Revocation `yaml:"revocation"`
+	// Anomaly configures behavioural anomaly detection.
+	Anomaly Anomaly `yaml:"anomaly"`
 	// Log configures operational logging (never tokens or secrets).
 	Log Log `yaml:"log"`
 	// Development holds switches that weaken security for local work.

@@ -71,3 +71,37 @@ func (c *Config) validateOperations(p *problems) {
 		p.add("revocation.max_token_lifetime", "must be at least 1m")
 	}
 }
+
+// Anomaly configures behavioural anomaly detection (docs/operations.md).
+// Zero values take the detector's defaults.
+type Anomaly struct {
+	// Off turns detection off. Default: on, flagging only (action none).
+	Off bool `yaml:"off"`
+	// Action on a principal's anomaly: none (default: audit record and
+	// metric only), step_up (the principal must hold StepUpScope) or deny
+	// (refused for CoolDown).
+	Action string `yaml:"action"`
+	// RouteAction on a route-wide anomaly: none (default) or deny.
+	RouteAction string `yaml:"route_action"`
+	// StepUpScope is required with action step_up.
+	StepUpScope string `yaml:"step_up_scope"`
+	// CoolDown is how long a deny or step-up lasts. Default 5m.
+	CoolDown Duration `yaml:"cool_down"`
+	// Window, HalfLife and WarmUp: the current window (1m), the
+	// baseline's half-life (30m), and how much activity a baseline needs
+	// before it can flag (10m).
+	Window   Duration `yaml:"window"`
+	HalfLife Duration `yaml:"half_life"`
+	WarmUp   Duration `yaml:"warm_up"`
+	// MinCalls is the floor of calls in a window for rate anomalies (30).
+	MinCalls int `yaml:"min_calls"`
+	// RateFactor, DenialFactor, ToolsFactor and ChurnFactor: how far above
+	// its baseline a value must be (5, 3, 3, 3).
+	RateFactor   float64 `yaml:"rate_factor"`
+	DenialFactor float64 `yaml:"denial_factor"`
+	ToolsFactor  float64 `yaml:"tools_factor"`
+	ChurnFactor  float64 `yaml:"churn_factor"`
+	// Disabled lists kinds not to flag: call_rate, denial_rate,
+	// distinct_tools, new_tool, token_churn.
+	Disabled []string `yaml:"disabled"`
+}

@@ -50,6 +50,7 @@ func newAdmin(g *Gateway) (*admin, error) {
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", g.metrics.Handler())
 	a.mux.Handle("GET /admin/status", a.authorized(http.HandlerFunc(a.status)))
+	a.mux.Handle("/admin/revocations", a.authorized(http.HandlerFunc(a.revocationsAPI)))
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
 	})
@@ -112,6 +113,7 @@ func (a *admin) status(w http.ResponseWriter, r *http.Request) {
 		"ready":              g.Ready(),
 		"routes":             routes,
 		"audit_records_lost": g.auditLost.Load(),
+		"revocations":        g.revoked.Len(),
 	})
 }
 

@@ -122,6 +122,9 @@ func (x *exchange) fail(r *rejection) {
 	writeJSONRPCError(w, r.status, id, r.code, r.message, r.data)
 
 	x.countRequest(r.decision)
+	if r.reason != "anomaly" && r.reason != "revoked" {
+		x.observe(r.decision == audit.Deny || r.decision == audit.StepUp || r.decision == audit.Reject)
+	}
 	if r.decision == audit.Deny || r.decision == audit.StepUp {
 		x.rt.g.metrics.PolicyDenials.WithLabelValues(x.rt.name, r.rule).Inc()
 	}

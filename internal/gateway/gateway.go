@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/anomaly"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -31,6 +32,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/redact"
+	"github.com/mcpgate/mcpgate/internal/revoke"
 	"github.com/mcpgate/mcpgate/internal/secret"
 	"github.com/mcpgate/mcpgate/internal/session"
 	"github.com/mcpgate/mcpgate/internal/state"
@@ -80,6 +82,9 @@ type Gateway struct {
 	capture      *redact.Scanner  // redacts captured arguments; nil: not captured
 	admin        *admin           // the admin listener's handlers
 	metrics      *metrics.Metrics
+	revoked      *revoke.List       // token revocations, checked on every request
+	streamsOpen  openStreams        // event streams in flight, ended when their token is revoked
+	anomaly      *anomaly.Detector  // nil: detection off
 	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
 
 	reqPrefix string
@@ -131,6 +136,11 @@ func Check(cfg *config.Config) error {
 	}
 	if _, err := newRedactor(cfg.Redaction); err != nil {
 		errs = append(errs, err)
+	}
+	if !cfg.Anomaly.Off {
+		if err := anomalyConfig(cfg.Anomaly, time.Now).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("anomaly: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -219,6 +229,20 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if cfg.Audit.CaptureArguments {
 		if g.capture, err = newCaptureRedactor(cfg.Redaction); err != nil {
 			return nil, err
+		}
+	}
+	if g.revoked, err = revoke.New(revoke.Config{File: cfg.Revocation.File, MaxTokenLifetime: cfg.Revocation.MaxTokenLifetime.D(),
+		Now: now, Logger: log}); err != nil {
+		return nil, fmt.Errorf("revocation: %w", err)
+	}
+	g.revoked.Subscribe(func(e revoke.Entry) {
+		if n := g.streamsOpen.closeRevoked(e); n > 0 {
+			log.Info("revocation ended open streams", "streams", n, "kind", string(e.Kind))
+		}
+	})
+	if !cfg.Anomaly.Off {
+		if g.anomaly, err = anomaly.New(anomalyConfig(cfg.Anomaly, now)); err != nil {
+			return nil, fmt.Errorf("anomaly: %w", err)
 		}
 	}
 	if cfg.Development.AllowSecretLiterals {

@@ -49,6 +49,8 @@ type harnessOptions struct {
 	auditSink audit.Sink
 	// pageSize sets the upstreams' list page size (go-sdk default 1000).
 	pageSize int
+	// now replaces the gateway's clock.
+	now func() time.Time
 	// wrapUpstream wraps each upstream's MCP handler (misbehaving
 	// upstreams); route is "docs" or "mail".
 	wrapUpstream func(route string, next http.Handler) http.Handler
@@ -224,7 +226,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		sink = opts.auditSink
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := New(cfg, Deps{Logger: log, Audit: sink})
+	gw, err := New(cfg, Deps{Logger: log, Audit: sink, Now: opts.now})
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

@@ -12,7 +12,8 @@ type auditStats interface{ Stats() audit.Stats }
 func (g *Gateway) registerGauges(kit *credentialKit) {
 	m := g.metrics
 	m.ActiveSessions.Set(func() float64 { return float64(g.sessions.Len()) })
-	m.ActiveStreams.Set(func() float64 { return float64(g.streams.Len()) })
+	m.ActiveStreams.Set(func() float64 { return float64(g.streams.Open()) })
+	m.RevocationsActive.Set(func() float64 { return float64(g.revoked.Len()) })
 	if s, ok := g.audit.(auditStats); ok {
 		m.AuditQueueDepth.Set(func() float64 { return float64(s.Stats().QueueDepth) })
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
@@ -30,8 +31,16 @@ func (x *exchange) forward() {
 		expiry   *time.Timer
 		filtered int
 		newSID   string
-		upTime   time.Duration // until the upstream's response headers
+		upTime   time.Duration          // until the upstream's response headers
+		untrack  = func() {}            // stops tracking the stream for revocation
+		ended    atomic.Pointer[string] // why mcpgate ended the stream
 	)
+	endWith := func(reason string) func() {
+		return func() {
+			ended.CompareAndSwap(nil, &reason)
+			cancel()
+		}
+	}
 	sent := g.now()
 	hooks := &upstream.Hooks{
 		Response: func(resp *http.Response) error {
@@ -65,9 +74,13 @@ func (x *exchange) forward() {
 					return fmt.Errorf("the upstream answered %s with %q, which mcpgate cannot filter", x.call.Msg.Method, resp.Header.Get("Content-Type"))
 				}
 			}
-			if upstream.MediaType(resp.Header.Get("Content-Type")) == "text/event-stream" && !x.ident.Expiry.IsZero() {
-				// A stream ends when the token that opened it expires.
-				expiry = time.AfterFunc(x.ident.Expiry.Sub(g.now()), cancel)
+			if upstream.MediaType(resp.Header.Get("Content-Type")) == "text/event-stream" {
+				if !x.ident.Expiry.IsZero() {
+					// A stream ends when the token that opened it expires…
+					expiry = time.AfterFunc(x.ident.Expiry.Sub(g.now()), endWith("token_expired"))
+				}
+				// …or when it is revoked.
+				untrack = g.streamsOpen.add(revokeToken(x.ident), endWith("token_revoked"))
 			}
 			return nil
 		},
@@ -117,16 +130,21 @@ func (x *exchange) forward() {
 	// reverse proxy panics with http.ErrAbortHandler to abort the client
 	// connection, and the record must still be written.
 	defer func() {
+		untrack()
 		if expiry != nil {
 			expiry.Stop()
 		}
-		x.recordOutcome(upStatus, upTime, relayed, filtered, copyErr)
+		why := "token_expired"
+		if p := ended.Load(); p != nil {
+			why = *p
+		}
+		x.recordOutcome(upStatus, upTime, relayed, filtered, copyErr, why)
 	}()
 	x.rt.proxy.Forward(x.w, x.r.WithContext(ctx), x.body, hooks)
 }
 
 // recordOutcome writes the outcome record of a forwarded request.
-func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int64, filtered int, copyErr error) {
+func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int64, filtered int, copyErr error, ended string) {
 	g := x.rt.g
 	ev := x.event(audit.KindOutcome)
 	ev.Decision, ev.UpstreamStatus, ev.Bytes, ev.Filtered = audit.Forward, upStatus, relayed, filtered
@@ -141,7 +159,7 @@ func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int
 	case errors.As(copyErr, &ue):
 		ev.Decision, ev.Status, ev.Reason = audit.Error, ue.Status, "upstream_unavailable"
 	case errors.Is(copyErr, context.Canceled) && x.r.Context().Err() == nil:
-		ev.Reason = "token_expired" // our own cancel: the stream outlived its token
+		ev.Reason = ended // our own cancel: the stream outlived its token, or it was revoked
 	case errors.Is(copyErr, context.Canceled):
 		ev.Reason = "client_gone"
 	case copyErr != nil:

@@ -87,6 +87,14 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(rej)
 		return
 	}
+	if rej := x.checkRevoked(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.checkAnomaly(); rej != nil {
+		x.fail(rej)
+		return
+	}
 	if rej := x.decode(); rej != nil {
 		x.fail(rej)
 		return
@@ -456,6 +464,7 @@ func (x *exchange) recordDecision() *rejection {
 	ev.CredentialMode, ev.CredentialID = x.rt.credMode, x.cred.ID
 	ev.Findings = x.auditFindings()
 	g := x.rt.g
+	defer x.observe(false)
 	if err := g.writeAudit(x.r.Context(), ev); err != nil {
 		if g.cfg.Audit.OnFailure == "allow" {
 			// The operator chose availability over the record: the call

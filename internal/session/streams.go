@@ -59,14 +59,3 @@ func (s *Streams) Open() int {
 	}
 	return n
 }
-
-// Len returns the number of open streams, for metrics.
-func (s *Streams) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.open {
-		n += c
-	}
-	return n
-}
