@@ -81,7 +81,8 @@ type Anomaly struct {
 	// metric only), step_up (the principal must hold StepUpScope) or deny
 	// (refused for CoolDown).
 	Action string `yaml:"action"`
-	// RouteAction on a route-wide anomaly: none (default) or deny.
+	// RouteAction on a route-wide anomaly: none (default), step_up or
+	// deny.
 	RouteAction string `yaml:"route_action"`
 	// StepUpScope is required with action step_up.
 	StepUpScope string `yaml:"step_up_scope"`
@@ -93,8 +94,15 @@ type Anomaly struct {
 	Window   Duration `yaml:"window"`
 	HalfLife Duration `yaml:"half_life"`
 	WarmUp   Duration `yaml:"warm_up"`
-	// MinCalls is the floor of calls in a window for rate anomalies (30).
-	MinCalls int `yaml:"min_calls"`
+	// MinCalls, MinDenials, MinTools, MinChurn and MaxChurn are the
+	// absolute floors (30, 10, 8, 4) and the churn ceiling (10).
+	MinCalls   int `yaml:"min_calls"`
+	MinDenials int `yaml:"min_denials"`
+	MinTools   int `yaml:"min_tools"`
+	MinChurn   int `yaml:"min_churn"`
+	MaxChurn   int `yaml:"max_churn"`
+	// MaxPrincipals bounds memory (100000; least recently seen evicted).
+	MaxPrincipals int `yaml:"max_principals"`
 	// RateFactor, DenialFactor, ToolsFactor and ChurnFactor: how far above
 	// its baseline a value must be (5, 3, 3, 3).
 	RateFactor   float64 `yaml:"rate_factor"`

@@ -18,6 +18,7 @@ import (
 func anomalyConfig(c config.Anomaly, now func() time.Time) anomaly.Config {
 	return anomaly.Config{
 		Window: c.Window.D(), HalfLife: c.HalfLife.D(), WarmUp: c.WarmUp.D(), MinCalls: c.MinCalls,
+		MinDenials: c.MinDenials, MinTools: c.MinTools, MinChurn: c.MinChurn, MaxChurn: c.MaxChurn, MaxPrincipals: c.MaxPrincipals,
 		RateFactor: c.RateFactor, DenialFactor: c.DenialFactor, ToolsFactor: c.ToolsFactor, ChurnFactor: c.ChurnFactor,
 		Action: c.Action, RouteAction: c.RouteAction, StepUpScope: c.StepUpScope, CoolDown: c.CoolDown.D(),
 		Disabled: c.Disabled, Now: now,
