@@ -262,6 +262,36 @@ development: {insecure_allow_http_loopback: true}
 	if missing > 0 {
 		t.Fatalf("%d of %d forwarded calls have no decision record", missing, len(received))
 	}
+
+	// A restart continues the chain (repairing a partial last line, if
+	// the kill left one), and a clean stop ends it with a signed shutdown
+	// checkpoint: the whole trail then verifies, end included.
+	restart := exec.Command(bin, "serve", "--config", cfgFile)
+	stderr2 := &lockedBuffer{}
+	restart.Stderr = stderr2
+	if err := restart.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited2 := make(chan error, 1)
+	go func() { exited2 <- restart.Wait() }()
+	t.Cleanup(func() { _ = restart.Process.Kill() })
+	waitReady(t, base+"/servers/work/mcp", exited2, stderr2)
+	if err := restart.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited2; err != nil {
+		t.Fatalf("mcpgate did not stop cleanly: %v\n%s", err, stderr2.String())
+	}
+	files, _ = filepath.Glob(auditFile + "*")
+	rep, err = audit.Verify(files, []ed25519.PublicKey{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	rep.Write(&out)
+	if !rep.OK() || rep.EndReason != audit.ReasonShutdown || rep.UnsignedTail != 0 {
+		t.Fatalf("after a restart and a clean stop:\n%s", out.String())
+	}
 }
 
 // waitReady waits until the gateway answers (401 without a token).
