@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -152,4 +153,31 @@ func TestRevocationEndsStreams(t *testing.T) {
 	if h.gw.streams.Open() != 1 {
 		t.Errorf("open streams %d, want bob's 1", h.gw.streams.Open())
 	}
+}
+
+// TestRevocationSharedFile: two gateways sharing revocation.file (two
+// processes on one host): a revocation made at one is refused by the other
+// once it notices the file changed (it checks every two seconds).
+func TestRevocationSharedFile(t *testing.T) {
+	file, secret := adminSecret(t)
+	shared := filepath.Join(t.TempDir(), "revocations.json")
+	cfgure := func(c *config.Config) { c.Admin.BearerTokenFile, c.Revocation.File = file, shared }
+	a := newHarness(t, harnessOptions{configure: cfgure})
+	b := newHarness(t, harnessOptions{configure: cfgure})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.gw.watchRevocations(ctx)
+	c := b.claims("docs", "docs:read", time.Now().Add(time.Hour))
+	c.JTI = "jti-shared"
+	tok := b.iss.Mint(c)
+	if s := b.do(rawReq{token: tok}).status; s != http.StatusOK {
+		t.Fatalf("before: %d", s)
+	}
+	adm := newAdminClient(t, a, secret)
+	if code, body := adm.do(http.MethodPost, "/admin/revocations", map[string]any{"kind": "jti", "issuer": b.iss.URL(), "value": "jti-shared"}); code != http.StatusCreated {
+		t.Fatalf("revoke at a: %d %s", code, body)
+	}
+	waitFor(t, "the other gateway to refuse the revoked token", func() bool {
+		return b.do(rawReq{token: tok}).status == http.StatusUnauthorized
+	})
 }

@@ -52,6 +52,7 @@ func (g *Gateway) Run(ctx context.Context, l net.Listener) error {
 	defer stopAuth()
 	go g.authn.Run(authCtx)
 	go g.watchPins(authCtx)
+	go g.watchRevocations(authCtx)
 
 	useTLS := srv.TLSConfig != nil // read before Serve, which may set it
 	errc := make(chan error, 1)

@@ -207,13 +207,28 @@ func keepItems(result []byte, key string, keep func(item []byte) bool) ([]byte, 
 }
 
 // watchPins re-reads the pins file when it changes (an operator approved a
-// changed tool with `mcpgate pins approve`), until ctx is done.
+// tool with `mcpgate pins approve`).
 func (g *Gateway) watchPins(ctx context.Context) {
-	path := g.cfg.ToolPinsFile
+	g.watchFile(ctx, g.cfg.ToolPinsFile, g.pins.Reload, "tool pins file could not be reloaded; keeping the last good pins")
+}
+
+// watchRevocations re-reads the revocations file when another process
+// (a second mcpgate on the host) changed it; new revocations also end the
+// open streams they cover.
+func (g *Gateway) watchRevocations(ctx context.Context) {
+	g.watchFile(ctx, g.cfg.Revocation.File, g.revoked.Reload, "revocations file could not be reloaded; keeping the last good list")
+}
+
+// watchFile calls reload whenever path's modification time changes,
+// checking every two seconds, until ctx is done.
+func (g *Gateway) watchFile(ctx context.Context, path string, reload func() error, failure string) {
 	if path == "" {
 		return
 	}
 	var last time.Time
+	if fi, err := os.Stat(path); err == nil {
+		last = fi.ModTime()
+	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -227,8 +242,8 @@ func (g *Gateway) watchPins(ctx context.Context) {
 			continue
 		}
 		last = fi.ModTime()
-		if err := g.pins.Reload(); err != nil {
-			g.log.Error("tool pins file could not be reloaded; keeping the last good pins", slog.String("error", err.Error()))
+		if err := reload(); err != nil {
+			g.log.Error(failure, slog.String("error", err.Error()))
 		}
 	}
 }
