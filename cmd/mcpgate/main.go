@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
@@ -191,6 +192,7 @@ func serve(args []string, stderr io.Writer) int {
 	} else {
 		adminDone <- nil
 	}
+	go watchConfig(ctx, path, g, log)
 	code := 0
 	if err := g.Run(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", slog.String("error", err.Error()))
@@ -202,6 +204,41 @@ func serve(args []string, stderr io.Writer) int {
 		code = 1
 	}
 	return code
+}
+
+// watchConfig reloads the configuration on SIGHUP and when the file
+// changes (checked every two seconds). A configuration that does not load
+// or validate keeps the current one; the gateway logs why.
+func watchConfig(ctx context.Context, path string, g *gateway.Gateway, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	modTime := func() time.Time {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return time.Time{}
+		}
+		return fi.ModTime()
+	}
+	last := modTime()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the configuration", slog.String("file", path))
+		case <-t.C:
+			m := modTime()
+			if m.IsZero() || m.Equal(last) {
+				continue
+			}
+			log.Info("the configuration file changed: reloading", slog.String("file", path))
+		}
+		last = modTime()
+		_ = g.ReloadFrom(func() (*config.Config, error) { return load(path) })
+	}
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

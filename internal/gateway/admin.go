@@ -124,13 +124,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// AdminHandler is the admin listener's handler.
-func (g *Gateway) AdminHandler() http.Handler { return g.admin.mux }
+// AdminHandler is the admin listener's handler (of the gateway serving
+// now, after any Reload).
+func (g *Gateway) AdminHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.live.Load().admin.mux.ServeHTTP(w, r) })
+}
 
 // ServeAdmin serves the admin listener on l until ctx is done.
 func (g *Gateway) ServeAdmin(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
-		Handler:           g.admin.mux,
+		Handler:           g.AdminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),

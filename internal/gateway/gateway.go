@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,8 @@ type Deps struct {
 	// exists ONLY for tests that prove a behaviour depends on that check
 	// (the demo's story); no configuration key sets it.
 	InsecureSkipAudienceCheck bool
+
+	prev *Gateway // Reload: the gateway whose state the new one takes over
 }
 
 // Gateway serves every configured route.
@@ -83,15 +86,22 @@ type Gateway struct {
 	admin        *admin           // the admin listener's handlers
 	metrics      *metrics.Metrics
 	revoked      *revoke.List       // token revocations, checked on every request
-	streamsOpen  openStreams        // event streams in flight, ended when their token is revoked
+	streamsOpen  *openStreams       // event streams in flight, ended when their token is revoked
 	anomaly      *anomaly.Detector  // nil: detection off
 	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
 
 	reqPrefix string
-	reqSeq    atomic.Uint64
+	reqSeq    *atomic.Uint64
 	// auditLost counts decision records that could not be written for
 	// calls forwarded anyway (audit.on_failure: allow).
-	auditLost atomic.Uint64
+	auditLost *atomic.Uint64
+
+	// live is the gateway currently serving, shared by every gateway a
+	// Reload builds from this one: requests are handed to it.
+	live    *atomic.Pointer[Gateway]
+	run     *runState // background tasks, shared across reloads
+	deps    Deps
+	ungauge []func() // removes this gateway's gauge sources
 }
 
 // route is one protected MCP endpoint.
@@ -160,17 +170,18 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
+	prev := deps.prev
+	if prev != nil {
+		if err := restartNeeded(prev.cfg, cfg); err != nil {
+			return nil, err
+		}
+		log, now = prev.log, prev.now
+	}
 	g := &Gateway{
-		cfg: cfg,
-		log: log,
-		now: now,
-		sessions: session.New(session.Config{
-			MaxSessions:     cfg.Limits.MaxSessions,
-			MaxPerPrincipal: cfg.Limits.MaxSessionsPerPrincipal,
-			IdleTimeout:     cfg.Limits.SessionIdleTimeout.D(),
-			Now:             now,
-		}),
-		streams: session.NewStreams(cfg.Limits.MaxStreamsPerPrincipal),
+		cfg:     cfg,
+		log:     log,
+		now:     now,
+		deps:    deps,
 		limiter: inbound.NewRateLimiter(cfg.Limits.RatePerIP.RequestsPerSecond, cfg.Limits.RatePerIP.Burst, 0, now),
 		origins: map[string]bool{},
 		limits: inbound.Limits{
@@ -178,12 +189,32 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			MaxDepth:        cfg.Limits.MaxJSONDepth,
 			BodyReadTimeout: cfg.Server.BodyReadTimeout.D(),
 		},
-		mux:     http.NewServeMux(),
-		metrics: metrics.New(),
+		mux: http.NewServeMux(),
 	}
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	g.reqPrefix = hex.EncodeToString(rnd[:])
+	g.deps.prev = nil
+	if prev != nil {
+		// What outlives a configuration: sessions, streams, histories,
+		// pins, revocations, the audit trail, metrics, request ids.
+		g.sessions, g.streams, g.store, g.pins, g.audit = prev.sessions, prev.streams, prev.store, prev.pins, prev.audit
+		g.revoked, g.metrics, g.streamsOpen, g.auditLost = prev.revoked, prev.metrics, prev.streamsOpen, prev.auditLost
+		g.reqPrefix, g.reqSeq, g.live, g.run = prev.reqPrefix, prev.reqSeq, prev.live, prev.run
+		g.deps.UpstreamTransport, g.deps.InsecureSkipAudienceCheck = prev.deps.UpstreamTransport, prev.deps.InsecureSkipAudienceCheck
+		deps = g.deps
+	} else {
+		g.sessions = session.New(session.Config{
+			MaxSessions:     cfg.Limits.MaxSessions,
+			MaxPerPrincipal: cfg.Limits.MaxSessionsPerPrincipal,
+			IdleTimeout:     cfg.Limits.SessionIdleTimeout.D(),
+			Now:             now,
+		})
+		g.streams = session.NewStreams(cfg.Limits.MaxStreamsPerPrincipal)
+		g.metrics = metrics.New()
+		g.streamsOpen, g.auditLost, g.reqSeq = &openStreams{}, new(atomic.Uint64), new(atomic.Uint64)
+		g.live, g.run = new(atomic.Pointer[Gateway]), &runState{}
+		var rnd [4]byte
+		_, _ = rand.Read(rnd[:])
+		g.reqPrefix = hex.EncodeToString(rnd[:])
+	}
 	for _, o := range cfg.Server.AllowedOrigins {
 		canon, _ := config.ParseOrigin(o)
 		g.origins[canon] = true
@@ -199,17 +230,24 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if deps.InsecureSkipAudienceCheck {
 		log.Warn("INSECURE: the token audience check is off; tokens for any route are accepted everywhere")
 	}
-	if g.authn, err = newAuthenticator(cfg, authn.Deps{Logger: log, Now: now, InsecureSkipAudienceCheck: deps.InsecureSkipAudienceCheck}); err != nil {
+	if prev != nil && sameAuthn(prev.cfg, cfg) {
+		g.authn = prev.authn // keys and caches stay warm
+	} else if g.authn, err = newAuthenticator(cfg, authn.Deps{Logger: log, Now: now, InsecureSkipAudienceCheck: deps.InsecureSkipAudienceCheck}); err != nil {
 		return nil, err
 	}
-	g.audit = deps.Audit
-	if g.audit == nil {
-		if g.audit, err = newAuditSink(cfg.Audit, now, log); err != nil {
-			return nil, err
-		}
+	if prev != nil && reflect.DeepEqual(prev.cfg.Credentials.Mint, cfg.Credentials.Mint) {
+		g.keys = prev.keys // minted tokens stay verifiable
 	}
-	if g.pins, err = toolpin.New(toolpin.Config{File: cfg.ToolPinsFile, Now: now, Logger: log}); err != nil {
-		return nil, fmt.Errorf("tool pins: %w", err)
+	if prev == nil {
+		g.audit = deps.Audit
+		if g.audit == nil {
+			if g.audit, err = newAuditSink(cfg.Audit, now, log); err != nil {
+				return nil, err
+			}
+		}
+		if g.pins, err = toolpin.New(toolpin.Config{File: cfg.ToolPinsFile, Now: now, Logger: log}); err != nil {
+			return nil, fmt.Errorf("tool pins: %w", err)
+		}
 	}
 	if g.seq, err = policy.CompileSequence(sequencePolicy(cfg.Sequence), now); err != nil {
 		return nil, err
@@ -217,7 +255,9 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	for _, r := range cfg.Sequence.Rules {
 		g.hasListRules = g.hasListRules || r.Phase == "list"
 	}
-	g.store = deps.Store
+	if g.store == nil {
+		g.store = deps.Store
+	}
 	if g.store == nil {
 		hc := cfg.Sequence.History
 		g.store = state.NewMemory(state.MemoryConfig{MaxEntries: hc.MaxEntries, IdleTimeout: hc.IdleTimeout.D(),
@@ -231,16 +271,21 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			return nil, err
 		}
 	}
-	if g.revoked, err = revoke.New(revoke.Config{File: cfg.Revocation.File, MaxTokenLifetime: cfg.Revocation.MaxTokenLifetime.D(),
-		Now: now, Logger: log}); err != nil {
-		return nil, fmt.Errorf("revocation: %w", err)
-	}
-	g.revoked.Subscribe(func(e revoke.Entry) {
-		if n := g.streamsOpen.closeRevoked(e); n > 0 {
-			log.Info("revocation ended open streams", "streams", n, "kind", string(e.Kind))
+	if g.revoked == nil {
+		if g.revoked, err = revoke.New(revoke.Config{File: cfg.Revocation.File, MaxTokenLifetime: cfg.Revocation.MaxTokenLifetime.D(),
+			Now: now, Logger: log}); err != nil {
+			return nil, fmt.Errorf("revocation: %w", err)
 		}
-	})
-	if !cfg.Anomaly.Off {
+		streams := g.streamsOpen
+		g.revoked.Subscribe(func(e revoke.Entry) {
+			if n := streams.closeRevoked(e); n > 0 {
+				log.Info("revocation ended open streams", "streams", n, "kind", string(e.Kind))
+			}
+		})
+	}
+	if prev != nil && reflect.DeepEqual(prev.cfg.Anomaly, cfg.Anomaly) {
+		g.anomaly = prev.anomaly // baselines survive
+	} else if !cfg.Anomaly.Off {
 		if g.anomaly, err = anomaly.New(anomalyConfig(cfg.Anomaly, now)); err != nil {
 			return nil, fmt.Errorf("anomaly: %w", err)
 		}
@@ -262,9 +307,12 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, rt)
 	}
 	g.registerHandlers()
-	g.registerGauges(kit)
 	if g.admin, err = newAdmin(g); err != nil {
 		return nil, err
+	}
+	g.ungauge = g.registerGauges(kit)
+	if prev == nil {
+		g.live.Store(g)
 	}
 	return g, nil
 }
@@ -491,7 +539,7 @@ func (g *Gateway) writeAudit(ctx context.Context, ev *audit.Event) error {
 
 // Ready reports whether every issuer's keys (or introspection endpoint) are
 // loaded.
-func (g *Gateway) Ready() bool { return g.authn.Ready() }
+func (g *Gateway) Ready() bool { return g.live.Load().authn.Ready() }
 
 // Close releases the audit sink.
 func (g *Gateway) Close() error { return g.audit.Close() }

@@ -47,8 +47,10 @@ func (g *Gateway) routeIndex(rt *route) int {
 }
 
 // ServeHTTP dispatches to the route or metadata handler.
+// After a Reload, every gateway of the chain hands requests to the one
+// now serving; a request keeps the configuration it started with.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.mux.ServeHTTP(w, r)
+	g.live.Load().mux.ServeHTTP(w, r)
 }
 
 // corsPreflight answers an OPTIONS preflight from an allowed browser origin.

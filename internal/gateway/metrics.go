@@ -9,7 +9,8 @@ import (
 type auditStats interface{ Stats() audit.Stats }
 
 // registerGauges connects the metrics read from components.
-func (g *Gateway) registerGauges(kit *credentialKit) {
+// It returns the removers of the sources only this gateway reports.
+func (g *Gateway) registerGauges(kit *credentialKit) []func() {
 	m := g.metrics
 	m.ActiveSessions.Set(func() float64 { return float64(g.sessions.Len()) })
 	m.ActiveStreams.Set(func() float64 { return float64(g.streams.Open()) })
@@ -17,8 +18,9 @@ func (g *Gateway) registerGauges(kit *credentialKit) {
 	if s, ok := g.audit.(auditStats); ok {
 		m.AuditQueueDepth.Set(func() float64 { return float64(s.Stats().QueueDepth) })
 	}
+	var undo []func()
 	if len(kit.endpoints) > 0 {
-		m.CircuitBreakerState.Add(func() map[string]float64 {
+		undo = append(undo, m.CircuitBreakerState.Add(func() map[string]float64 {
 			out := make(map[string]float64, len(kit.endpoints))
 			for _, rt := range g.routes {
 				if ep := kit.routeEndpoint[rt.name]; ep != nil {
@@ -26,8 +28,9 @@ func (g *Gateway) registerGauges(kit *credentialKit) {
 				}
 			}
 			return out
-		})
+		}))
 	}
+	return undo
 }
 
 func breakerValue(state string) float64 {

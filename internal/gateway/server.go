@@ -50,7 +50,11 @@ func (g *Gateway) Run(ctx context.Context, l net.Listener) error {
 
 	authCtx, stopAuth := context.WithCancel(ctx)
 	defer stopAuth()
-	go g.authn.Run(authCtx)
+	g.run.mu.Lock()
+	actx, stopAuthn := context.WithCancel(authCtx)
+	g.run.ctx, g.run.stopAuthn = authCtx, stopAuthn
+	go g.live.Load().authn.Run(actx)
+	g.run.mu.Unlock()
 	go g.watchPins(authCtx)
 	go g.watchRevocations(authCtx)
 
