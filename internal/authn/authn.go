@@ -50,7 +50,7 @@ func New(cfg Config, deps Deps) (*Authenticator, error) {
 		a.now = time.Now
 	}
 	for _, ic := range cfg.Issuers {
-		s := newIssuerState(ic, a.log, a.now)
+		s := newIssuerState(ic, a.log, a.now, hooks{OnCall: deps.OnCall, OnStaleDenial: deps.OnStaleDenial, OnRefreshFailure: deps.OnRefreshFailure})
 		a.issuers = append(a.issuers, s)
 		a.byIssuer[ic.Issuer] = s
 		for alg := range s.algs {

@@ -187,12 +187,15 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{"no issuers", Config{}, []string{"no issuers"}},
 		{"everything wrong at once", Config{MaxTokenBytes: -1, CacheSize: -1, Issuers: []IssuerConfig{
-			{Issuer: "as.example.com", Algorithms: []string{"HS256", "none"}, ClockSkew: 301 * time.Second, MaxStale: -1},
+			{Issuer: "as.example.com", Algorithms: []string{"HS256", "none"}, ClockSkew: 301 * time.Second, MaxStale: -1,
+				BreakerFailures: -1, BreakerOpenTimeout: -time.Second},
 			{Issuer: "https://as.example.com?x=1", HTTP: hc, JWKSURI: "/jwks",
 				Introspection: &IntrospectionConfig{AuthMethod: "private_key_jwt"}},
 		}}, []string{"max token bytes", "cache size", "absolute https", `"HS256" not allowed`, `"none" not allowed`,
-			"clock skew", "max stale", "no http client", "jwks uri", "client id and secret", "private_key_jwt"}},
+			"clock skew", "max stale", "breaker failures", "breaker open timeout", "no http client", "jwks uri", "client id and secret", "private_key_jwt"}},
 		{"duplicate issuer", Config{Issuers: []IssuerConfig{ok, ok}}, []string{"configured twice"}},
+		{"too many breaker failures", Config{Issuers: []IssuerConfig{{Issuer: ok.Issuer, HTTP: hc, BreakerFailures: MaxBreakerFailures + 1}}},
+			[]string{"breaker failures must be between"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(tt.cfg, Deps{})
@@ -212,7 +215,8 @@ func TestConfigValidation(t *testing.T) {
 	}
 	s := a.issuers[0].cfg
 	if s.ClockSkew != DefaultClockSkew || s.MaxStale != DefaultMaxStale || s.RefreshInterval != DefaultRefreshInterval ||
-		s.UnknownKIDCooldown != DefaultUnknownKIDCooldown || !cmp.Equal(s.Algorithms, []string{"RS256"}) || a.maxTokenBytes != DefaultMaxTokenBytes {
+		s.UnknownKIDCooldown != DefaultUnknownKIDCooldown || s.BreakerFailures != DefaultBreakerFailures ||
+		s.BreakerOpenTimeout != DefaultBreakerOpenTimeout || !cmp.Equal(s.Algorithms, []string{"RS256"}) || a.maxTokenBytes != DefaultMaxTokenBytes {
 		t.Fatalf("defaults not applied: %+v", s)
 	}
 }

@@ -21,6 +21,9 @@ const (
 	DefaultMaxStale           = time.Hour
 	DefaultUnknownKIDCooldown = 30 * time.Second
 	DefaultIntrospectionTTL   = 60 * time.Second
+	DefaultBreakerFailures    = 5
+	MaxBreakerFailures        = 1000
+	DefaultBreakerOpenTimeout = 30 * time.Second
 )
 
 // Config configures an Authenticator.
@@ -72,6 +75,16 @@ type IssuerConfig struct {
 	// HTTP is the guarded client for discovery, JWKS and introspection.
 	// Required.
 	HTTP *egress.Client
+	// BreakerFailures is how many consecutive server failures (network
+	// errors, timeouts, 5xx, unparseable bodies) open the issuer's circuit
+	// breaker for that kind of call (discovery, JWKS, introspection);
+	// while open, those calls fail at once without network I/O, and
+	// requests fail exactly as in an outage. A well-formed refusal
+	// (active false, another 4xx) is not a failure. 0 → 5; at most 1000.
+	BreakerFailures int
+	// BreakerOpenTimeout is how long the breaker stays open before letting
+	// one probe call through (half-open). 0 → 30s.
+	BreakerOpenTimeout time.Duration
 }
 
 // IntrospectionConfig configures RFC 7662 introspection for one issuer.
@@ -104,6 +117,24 @@ type Deps struct {
 	// be set anywhere else: it makes any token from a trusted issuer valid
 	// at every route.
 	InsecureSkipAudienceCheck bool
+
+	// Observability hooks; nil → not called. They are called synchronously
+	// (keep them fast), from many goroutines at once, and never receive
+	// token bytes.
+
+	// OnCall is called after every attempted authorization-server call,
+	// call being "discovery", "jwks" or "introspection" (CallDiscovery …),
+	// with its wall-clock duration and error (nil on success). A call the
+	// circuit breaker refused is reported too, its error matching
+	// ErrCircuitOpen.
+	OnCall func(issuer, call string, d time.Duration, err error)
+	// OnStaleDenial is called when a request is refused with 503 because
+	// the issuer's key set is older than MaxStale and could not be
+	// refreshed.
+	OnStaleDenial func(issuer string)
+	// OnRefreshFailure is called when a background (Run) refresh of the
+	// issuer's metadata and keys fails.
+	OnRefreshFailure func(issuer string)
 }
 
 // normalize validates cfg and applies defaults, reporting every problem.
@@ -177,10 +208,14 @@ func (ic *IssuerConfig) normalize() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"refresh interval", ic.RefreshInterval}, {"max stale", ic.MaxStale}, {"unknown kid cooldown", ic.UnknownKIDCooldown}} {
+	}{{"refresh interval", ic.RefreshInterval}, {"max stale", ic.MaxStale}, {"unknown kid cooldown", ic.UnknownKIDCooldown},
+		{"breaker open timeout", ic.BreakerOpenTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
+	}
+	if ic.BreakerFailures < 0 || ic.BreakerFailures > MaxBreakerFailures {
+		errs = append(errs, fmt.Errorf("breaker failures must be between 0 and %d", MaxBreakerFailures))
 	}
 	if ic.JWKSURI != "" {
 		if u, err := url.Parse(ic.JWKSURI); err != nil || !u.IsAbs() || u.Host == "" {
@@ -194,6 +229,10 @@ func (ic *IssuerConfig) normalize() error {
 	ic.RefreshInterval = orDefault(ic.RefreshInterval, DefaultRefreshInterval)
 	ic.MaxStale = orDefault(ic.MaxStale, DefaultMaxStale)
 	ic.UnknownKIDCooldown = orDefault(ic.UnknownKIDCooldown, DefaultUnknownKIDCooldown)
+	ic.BreakerOpenTimeout = orDefault(ic.BreakerOpenTimeout, DefaultBreakerOpenTimeout)
+	if ic.BreakerFailures == 0 {
+		ic.BreakerFailures = DefaultBreakerFailures
+	}
 	if in := ic.Introspection; in != nil {
 		c := *in // never modify the caller's struct
 		c.ClientSecret = slices.Clone(c.ClientSecret)

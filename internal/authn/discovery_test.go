@@ -151,7 +151,7 @@ func TestDiscoveryBadDocuments(t *testing.T) {
 				_, _ = w.Write([]byte(strings.ReplaceAll(tt.doc, "ISS", srv.URL)))
 			}))
 			defer srv.Close()
-			s := newIssuerState(IssuerConfig{Issuer: srv.URL, HTTP: mustEgress(t, egress.Config{AllowHTTPLoopback: true})}, discardLogger(), newClock().Now)
+			s := newIssuerState(IssuerConfig{Issuer: srv.URL, HTTP: mustEgress(t, egress.Config{AllowHTTPLoopback: true})}, discardLogger(), newClock().Now, hooks{})
 			if err := s.fetch(context.Background(), false); err == nil {
 				t.Fatal("bad metadata accepted")
 			}

@@ -70,6 +70,7 @@ type envOpts struct {
 	cfg    func(*IssuerConfig)
 	top    func(*Config)
 	egress func(*egress.Config)
+	deps   func(*Deps)
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -95,7 +96,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(cfg, Deps{Now: clk.Now, Logger: logger})
+	deps := Deps{Now: clk.Now, Logger: logger}
+	if o.deps != nil {
+		o.deps(&deps)
+	}
+	a, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,25 +90,42 @@ func (s *issuerState) introspect(ctx context.Context, tok string, aud audienceCh
 		cred := url.QueryEscape(ic.ClientID) + ":" + url.QueryEscape(string(ic.ClientSecret))
 		hdr.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
 	}
-	status, body, err := s.http.PostForm(ctx, endpoint, form, hdr)
-	if err != nil {
-		// egress errors name the endpoint, never the form.
+	// One breaker-guarded call: the POST and reading the answer up to
+	// "active". A well-formed answer (active true or false, or a 4xx
+	// refusal) proves the server is up; anything else counts against it.
+	var o object
+	var inactive bool
+	err = s.callAS(ctx, CallIntrospection, func(ctx context.Context) error {
+		status, body, err := s.http.PostForm(ctx, endpoint, form, hdr)
+		if err != nil {
+			// egress errors name the endpoint, never the form.
+			return err
+		}
+		if status != http.StatusOK {
+			// The body is not quoted: an AS may echo the token in it.
+			err := fmt.Errorf("introspection answered status %d", status)
+			if !serverStatus(status) {
+				err = answered(err)
+			}
+			return err
+		}
+		if o, err = parseObject(body); err != nil {
+			return fmt.Errorf("introspection answer: %w", err)
+		}
+		switch raw, _ := o.get("active"); string(raw) {
+		case "true":
+		case "false":
+			inactive = true
+		default:
+			return errors.New("introspection answer: active is not a boolean")
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
 		return nil, time.Time{}, reject(ReasonIntrospection, err)
-	}
-	if status != http.StatusOK {
-		// The body is not quoted: an AS may echo the token in it.
-		return nil, time.Time{}, reject(ReasonIntrospection, fmt.Errorf("introspection answered status %d", status))
-	}
-	o, err := parseObject(body)
-	if err != nil {
-		return nil, time.Time{}, reject(ReasonIntrospection, fmt.Errorf("introspection answer: %w", err))
-	}
-	switch raw, _ := o.get("active"); string(raw) {
-	case "true":
-	case "false":
+	case inactive:
 		return nil, time.Time{}, reject(ReasonInactive, errors.New("introspection: active false"))
-	default:
-		return nil, time.Time{}, reject(ReasonIntrospection, errors.New("introspection answer: active is not a boolean"))
 	}
 	// token_type, when present, must say this is an access token usable as
 	// a bearer token: an AS may report a refresh token (or a

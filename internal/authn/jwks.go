@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/mcpgate/mcpgate/internal/egress"
 )
 
@@ -26,6 +28,10 @@ type issuerState struct {
 	http *egress.Client
 	log  *slog.Logger
 	now  func() time.Time
+	// breakers guard the calls to this issuer's server, by call name
+	// (CallDiscovery …); the map is not modified after construction.
+	breakers map[string]*gobreaker.CircuitBreaker[struct{}]
+	hooks    hooks
 
 	// keys is the last good key set; nil until the first successful fetch.
 	// Read without locking on every request.
@@ -60,8 +66,9 @@ func (f *flight) wait(ctx context.Context) error {
 
 var errCooldown = errors.New("refetch skipped: within cooldown")
 
-func newIssuerState(cfg IssuerConfig, log *slog.Logger, now func() time.Time) *issuerState {
-	s := &issuerState{cfg: cfg, http: cfg.HTTP, log: log.With("issuer", cfg.Issuer), now: now, algs: map[string]bool{}}
+func newIssuerState(cfg IssuerConfig, log *slog.Logger, now func() time.Time, h hooks) *issuerState {
+	s := &issuerState{cfg: cfg, http: cfg.HTTP, log: log.With("issuer", cfg.Issuer), now: now, algs: map[string]bool{}, hooks: h}
+	s.breakers = newBreakers(&s.cfg, s.log)
 	for _, a := range cfg.Algorithms {
 		s.algs[a] = true
 	}
@@ -166,7 +173,12 @@ func (s *issuerState) fetch(ctx context.Context, rediscover bool) error {
 	haveMeta := s.discovered
 	s.mu.Unlock()
 	if needDisc {
-		md, err := discover(ctx, s.http, s.cfg.Issuer)
+		var md *serverMetadata
+		err := s.callAS(ctx, CallDiscovery, func(ctx context.Context) error {
+			var err error
+			md, err = discover(ctx, s.http, s.cfg.Issuer)
+			return err
+		})
 		switch {
 		case err == nil:
 			s.mu.Lock()
@@ -193,12 +205,17 @@ func (s *issuerState) fetch(ctx context.Context, rediscover bool) error {
 		}
 		return errors.New("discover: metadata has no jwks_uri")
 	}
-	var raw json.RawMessage
-	if err := s.http.GetJSON(ctx, jwksURI, &raw); err != nil {
-		return fmt.Errorf("fetch jwks: %w", err)
-	}
-	prev := s.keys.Load()
-	ks, skipped, err := parseJWKS(raw, prev)
+	var ks *keySet
+	var skipped []error
+	err := s.callAS(ctx, CallJWKS, func(ctx context.Context) error {
+		var raw json.RawMessage
+		if err := s.http.GetJSON(ctx, jwksURI, &raw); err != nil {
+			return fmt.Errorf("fetch jwks: %w", err)
+		}
+		var err error
+		ks, skipped, err = parseJWKS(raw, s.keys.Load())
+		return err // an unusable document counts as a server failure
+	})
 	if err != nil {
 		return err
 	}
@@ -229,6 +246,9 @@ func (s *issuerState) candidates(ctx context.Context, h *jose) ([]*verifyKey, *E
 	case ks == nil && err == nil:
 		return nil, reject(ReasonUnknownKey, errors.New("issuer publishes no jwks"))
 	case ks == nil:
+		if s.keys.Load() != nil && s.hooks.OnStaleDenial != nil {
+			s.hooks.OnStaleDenial(s.cfg.Issuer) // keys exist, but past MaxStale
+		}
 		return nil, reject(ReasonKeysUnavailable, err)
 	case err != nil && !errors.Is(err, errCooldown):
 		return nil, reject(ReasonKeysUnavailable, fmt.Errorf("refetch for unknown kid: %w", err))
@@ -260,6 +280,12 @@ func (s *issuerState) run(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := s.refresh(ctx, true); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if s.hooks.OnRefreshFailure != nil {
+				s.hooks.OnRefreshFailure(s.cfg.Issuer)
+			}
 			delay = min(backoff, s.cfg.RefreshInterval)
 			backoff = min(2*backoff, maxBackoff)
 			continue
