@@ -105,6 +105,9 @@ func TestAdminMetrics(t *testing.T) {
 		`mcpgate_redactions_total{action="redact",detector="github",route="docs",where="request"} 1`,
 		`mcpgate_audit_records_total`,
 		`mcpgate_upstream_request_duration_seconds_count{route="docs"} 2`,
+		`mcpgate_authorization_server_request_duration_seconds_count{call="jwks",issuer="` + h.iss.URL() + `"} 1`,
+		`mcpgate_jwks_key_age_seconds{issuer="` + h.iss.URL() + `"}`,
+		`mcpgate_circuit_breaker_state{kind="authorization_server",name="` + h.iss.URL() + `"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -232,7 +232,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	if prev != nil && sameAuthn(prev.cfg, cfg) {
 		g.authn = prev.authn // keys and caches stay warm
-	} else if g.authn, err = newAuthenticator(cfg, authn.Deps{Logger: log, Now: now, InsecureSkipAudienceCheck: deps.InsecureSkipAudienceCheck}); err != nil {
+	} else if g.authn, err = newAuthenticator(cfg, g.authnDeps(deps.InsecureSkipAudienceCheck)); err != nil {
 		return nil, err
 	}
 	if prev != nil && reflect.DeepEqual(prev.cfg.Credentials.Mint, cfg.Credentials.Mint) {

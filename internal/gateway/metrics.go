@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"time"
+
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 )
 
@@ -19,12 +22,27 @@ func (g *Gateway) registerGauges(kit *credentialKit) []func() {
 		m.AuditQueueDepth.Set(func() float64 { return float64(s.Stats().QueueDepth) })
 	}
 	var undo []func()
+	a := g.authn
+	undo = append(undo, m.JWKSKeyAge.Add(func() map[string]float64 {
+		out := map[string]float64{}
+		for iss, age := range a.KeyAges() {
+			out[metrics.Key(iss)] = age.Seconds()
+		}
+		return out
+	}))
+	undo = append(undo, m.CircuitBreakerState.Add(func() map[string]float64 {
+		out := map[string]float64{}
+		for iss, st := range a.BreakerStates() {
+			out[metrics.Key(metrics.BreakerKindAuthorizationServer, iss)] = breakerValue(st)
+		}
+		return out
+	}))
 	if len(kit.endpoints) > 0 {
 		undo = append(undo, m.CircuitBreakerState.Add(func() map[string]float64 {
 			out := make(map[string]float64, len(kit.endpoints))
 			for _, rt := range g.routes {
 				if ep := kit.routeEndpoint[rt.name]; ep != nil {
-					out[metrics.Key(metrics.BreakerKindAuthorizationServer, rt.credIssuer)] = breakerValue(ep.State())
+					out[metrics.Key(metrics.BreakerKindAuthorizationServer, "token_endpoint:"+rt.credIssuer)] = breakerValue(ep.State())
 				}
 			}
 			return out
@@ -41,6 +59,22 @@ func breakerValue(state string) float64 {
 		return metrics.BreakerHalfOpen
 	}
 	return metrics.BreakerClosed
+}
+
+// authnDeps connects the authenticator's calls to the metrics.
+func (g *Gateway) authnDeps(skipAudience bool) authn.Deps {
+	m := g.metrics
+	return authn.Deps{
+		Logger: g.log, Now: g.now, InsecureSkipAudienceCheck: skipAudience,
+		OnCall: func(issuer, call string, d time.Duration, err error) {
+			m.AuthorizationServerRequestDuration.WithLabelValues(issuer, call).Observe(d.Seconds())
+			if err != nil {
+				m.AuthorizationServerErrors.WithLabelValues(issuer, call).Inc()
+			}
+		},
+		OnStaleDenial:    func(issuer string) { m.StaleDenials.WithLabelValues(issuer).Inc() },
+		OnRefreshFailure: func(issuer string) { m.JWKSRefreshFailures.WithLabelValues(issuer).Inc() },
+	}
 }
 
 // countRequest records one answered request: its decision and duration.
