@@ -103,6 +103,10 @@ type TokenEndpointConfig struct {
 	// BreakerOpenTimeout is how long the circuit stays open before a trial
 	// request (half-open); its success closes the circuit. 0 → 30s.
 	BreakerOpenTimeout time.Duration
+	// OnCall, when set, is called after every token request with its kind
+	// ("token_exchange" or "client_credentials"), its duration and the
+	// error when the server failed (nil for a refusal), for metrics.
+	OnCall func(call string, d time.Duration, err error)
 	// Logger receives one line per failure and breaker state change, and a
 	// debug line per issued token. Tokens appear only as a fingerprint (the
 	// first 16 hex digits of their SHA-256); secrets, subject tokens and
@@ -122,6 +126,7 @@ type TokenEndpoint struct {
 	hc         *http.Client
 	timeout    time.Duration
 	log        *slog.Logger
+	onCall     func(call string, d time.Duration, err error)
 	breaker    *gobreaker.CircuitBreaker[tokenEndpointResponse]
 
 	tokenURL   atomic.Pointer[string] // configured or discovered
@@ -187,7 +192,7 @@ func NewTokenEndpoint(cfg TokenEndpointConfig) (*TokenEndpoint, error) {
 
 	e := &TokenEndpoint{
 		issuer: cfg.Issuer, clientID: cfg.ClientID, secret: cfg.ClientSecret,
-		authMethod: cfg.AuthMethod, timeout: cfg.Timeout, log: cfg.Logger,
+		authMethod: cfg.AuthMethod, timeout: cfg.Timeout, log: cfg.Logger, onCall: cfg.OnCall,
 	}
 	if e.authMethod == "" {
 		e.authMethod = AuthClientSecretBasic
@@ -254,9 +259,22 @@ func (e *TokenEndpoint) request(ctx context.Context, op string, form url.Values,
 		return tokenEndpointResponse{}, &Error{Kind: Unavailable,
 			Message: "mcpgate cannot read its client secret for the authorization server", Err: err}
 	}
+	start := time.Now()
 	resp, err := e.breaker.Execute(func() (tokenEndpointResponse, error) {
 		return e.send(ctx, op, form, string(sec), exchange)
 	})
+	if e.onCall != nil {
+		call := "client_credentials"
+		if exchange {
+			call = "token_exchange"
+		}
+		// A refusal is an answer, not a failure of the server.
+		var failed error
+		if err != nil && !IsDenied(err) {
+			failed = err
+		}
+		e.onCall(call, time.Since(start), failed)
+	}
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return tokenEndpointResponse{}, &Error{Kind: Unavailable,
 			Message: "the authorization server is unavailable (circuit open); try again later", Err: err}

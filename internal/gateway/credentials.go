@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
@@ -156,6 +157,12 @@ func (k *credentialKit) endpoint(c config.RouteCredentials) (*credential.TokenEn
 	ep, err := credential.NewTokenEndpoint(credential.TokenEndpointConfig{
 		TokenURL: c.TokenEndpoint, Issuer: c.AuthorizationServer, ClientID: c.ClientID, ClientSecret: sec,
 		AuthMethod: c.AuthMethod, HTTPClient: client.HTTPClient(), Logger: g.log,
+		OnCall: func(call string, d time.Duration, err error) {
+			g.metrics.AuthorizationServerRequestDuration.WithLabelValues(c.AuthorizationServer, call).Observe(d.Seconds())
+			if err != nil {
+				g.metrics.AuthorizationServerErrors.WithLabelValues(c.AuthorizationServer, call).Inc()
+			}
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -114,6 +114,19 @@ func TestExchangeFailuresFailClosed(t *testing.T) {
 	if m := resp.rpc(t); resp.status != http.StatusServiceUnavailable || m.Error == nil || !strings.Contains(m.Error.Message, "circuit open") {
 		t.Errorf("with the circuit open: %d %s", resp.status, resp.body)
 	}
+	// The calls are measured: the server errors counted, refusals not.
+	srv := httptest.NewServer(h.gw.AdminHandler())
+	defer srv.Close()
+	mr, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(mr.Body)
+	mr.Body.Close()
+	if !strings.Contains(string(mb), `mcpgate_authorization_server_errors_total{call="token_exchange",issuer="`+h.iss.URL()+`"}`) ||
+		!strings.Contains(string(mb), `mcpgate_authorization_server_request_duration_seconds_count{call="token_exchange"`) {
+		t.Error("token exchange calls are not in the metrics")
+	}
 	// The client's tokens went to the token endpoint (as subject_token)
 	// and nowhere else.
 	for _, tok := range tokens {

@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
 )
@@ -91,5 +94,52 @@ func TestReload(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestShutdownDrainsStreams: on shutdown, an open event stream is ended
+// within server.shutdown_timeout, and Run returns.
+func TestShutdownDrainsStreams(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(c *config.Config) {
+		c.Server.ShutdownTimeout = config.Duration(time.Second)
+	}})
+	tok := h.token("docs", "docs:read")
+	sid := h.initSession(t, "docs", tok)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.gw.Run(ctx, l) }()
+	req := h.newRequest(rawReq{method: http.MethodGet, token: tok, session: sid})
+	req.URL.Host = l.Addr().String()
+	var resp *http.Response
+	waitFor(t, "the stream to open", func() bool {
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp = r
+		return true
+	})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	ended := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, resp.Body)
+		close(ended)
+	}()
+	cancel()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived the shutdown")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
 	}
 }
