@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mcpgate/mcpgate/internal/statefile"
 	"io"
 	"io/fs"
 	"os"
@@ -64,7 +65,7 @@ func readFile(path string, now time.Time) (set, error) {
 	if !fi.Mode().IsRegular() {
 		return set{}, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, path)
 	}
-	if insecureMode(fi) {
+	if statefile.InsecureMode(fi) {
 		return set{}, fmt.Errorf("%w: %s (mode %v)", ErrInsecureFile, path, fi.Mode().Perm())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
@@ -195,7 +196,7 @@ func (l *List) writeFile(s set) (err error) {
 		return fmt.Errorf("write revocation file: %w", err)
 	}
 	if fi, statErr := os.Stat(l.file); statErr == nil {
-		if err := matchOwner(tmp, fi); err != nil {
+		if err := statefile.MatchOwner(tmp, fi); err != nil {
 			return fmt.Errorf("write revocation file: %w", err)
 		}
 	}
@@ -216,6 +217,6 @@ func (l *List) writeFile(s set) (err error) {
 	if err := os.Rename(tmp.Name(), l.file); err != nil {
 		return fmt.Errorf("write revocation file: %w", err)
 	}
-	syncDir(dir)
+	statefile.SyncDir(dir)
 	return nil
 }

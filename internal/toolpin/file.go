@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mcpgate/mcpgate/internal/statefile"
 	"io"
 	"io/fs"
 	"os"
@@ -91,7 +92,7 @@ func readFile(path string) (*fileDoc, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, path)
 	}
-	if insecureMode(fi) {
+	if statefile.InsecureMode(fi) {
 		return nil, fmt.Errorf("%w: %s (mode %v)", ErrInsecureFile, path, fi.Mode().Perm())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
@@ -249,7 +250,7 @@ func writeFile(path string, doc *fileDoc) (err error) {
 		return fmt.Errorf("write pins file: %w", err)
 	}
 	if fi, statErr := os.Stat(path); statErr == nil {
-		if err := matchOwner(tmp, fi); err != nil {
+		if err := statefile.MatchOwner(tmp, fi); err != nil {
 			return fmt.Errorf("write pins file: %w", err)
 		}
 	}
@@ -265,6 +266,6 @@ func writeFile(path string, doc *fileDoc) (err error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write pins file: %w", err)
 	}
-	syncDir(dir)
+	statefile.SyncDir(dir)
 	return nil
 }
