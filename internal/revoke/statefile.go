@@ -3,6 +3,7 @@ package revoke
 import (
 	"time"
 
+
 	"github.com/mcpgate/mcpgate/internal/statefile"
 )
 

@@ -3,6 +3,7 @@ package toolpin
 import (
 	"time"
 
+
 	"github.com/mcpgate/mcpgate/internal/statefile"
 )
 
