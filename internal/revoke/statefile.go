@@ -3,7 +3,6 @@ package revoke
 import (
 	"time"
 
-
 	"github.com/mcpgate/mcpgate/internal/statefile"
 )
 

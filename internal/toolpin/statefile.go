@@ -3,7 +3,6 @@ package toolpin
 import (
 	"time"
 
-
 	"github.com/mcpgate/mcpgate/internal/statefile"
 )
 
