@@ -189,19 +189,36 @@ func serve(args []string, stderr io.Writer) int {
 			return 1
 		}
 		go func() { adminDone <- g.ServeAdmin(ctx, al) }()
-	} else {
-		adminDone <- nil
 	}
 	go watchConfig(ctx, path, g, log)
+	runDone := make(chan error, 1)
+	go func() { runDone <- g.Run(ctx, l) }()
 	code := 0
-	if err := g.Run(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("stopped with an error", slog.String("error", err.Error()))
-		code = 1
-	}
-	stop()
-	if err := <-adminDone; err != nil {
-		log.Error("admin listener stopped with an error", slog.String("error", err.Error()))
-		code = 1
+	select {
+	case err := <-adminDone:
+		// The admin listener stopped first: without probes and metrics
+		// the process is not fit to run; stop it and say why.
+		if err != nil {
+			log.Error("admin listener stopped with an error; stopping", slog.String("error", err.Error()))
+			code = 1
+		}
+		stop()
+		if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("stopped with an error", slog.String("error", err.Error()))
+			code = 1
+		}
+	case err := <-runDone:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("stopped with an error", slog.String("error", err.Error()))
+			code = 1
+		}
+		stop()
+		if cfg.Admin.Listen != "off" {
+			if err := <-adminDone; err != nil {
+				log.Error("admin listener stopped with an error", slog.String("error", err.Error()))
+				code = 1
+			}
+		}
 	}
 	return code
 }

@@ -28,6 +28,7 @@ type admin struct {
 	mux    *http.ServeMux
 	bearer *secret.File // nil: no bearer credential configured
 	mtls   bool         // client certificates are verified and accepted as credentials
+	tls    *tls.Config  // nil: plain http
 }
 
 func newAdmin(g *Gateway) (*admin, error) {
@@ -44,6 +45,25 @@ func newAdmin(g *Gateway) (*admin, error) {
 		a.bearer = f
 	}
 	a.mtls = c.TLS != nil && c.TLS.ClientCAFile != ""
+	if t := c.TLS; t != nil {
+		// Loaded now, so that a bad certificate stops mcpgate at start
+		// rather than leaving an admin listener that never serves.
+		pair, err := tlsfiles.NewPair(tlsfiles.PairConfig{CertFile: t.CertFile, KeyFile: t.KeyFile, Logger: g.log})
+		if err != nil {
+			return nil, fmt.Errorf("admin.tls: %w", err)
+		}
+		a.tls = tlsfiles.ServerConfig(pair, tls.VersionTLS12)
+		if t.ClientCAFile != "" {
+			pool, err := loadPool(t.ClientCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("admin.tls: %w", err)
+			}
+			// Verified when given: probes and Prometheus need no
+			// certificate, the admin API accepts a verified one.
+			a.tls.ClientCAs = pool
+			a.tls.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -84,6 +104,9 @@ func (a *admin) authorized(next http.Handler) http.Handler {
 			return
 		}
 		want, err := a.bearer.Value()
+		if err == nil && len(want) < 16 {
+			err = errors.New("the admin secret is shorter than 16 bytes")
+		}
 		if err != nil {
 			a.g.log.Error("admin credential unreadable; refusing the admin API", slog.String("error", err.Error()))
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
@@ -138,22 +161,8 @@ func (g *Gateway) ServeAdmin(ctx context.Context, l net.Listener) error {
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	if t := g.cfg.Admin.TLS; t != nil {
-		pair, err := tlsfiles.NewPair(tlsfiles.PairConfig{CertFile: t.CertFile, KeyFile: t.KeyFile, Logger: g.log})
-		if err != nil {
-			return fmt.Errorf("admin tls: %w", err)
-		}
-		srv.TLSConfig = tlsfiles.ServerConfig(pair, tls.VersionTLS12)
-		if t.ClientCAFile != "" {
-			pool, err := loadPool(t.ClientCAFile)
-			if err != nil {
-				return fmt.Errorf("admin tls: %w", err)
-			}
-			// Verified when given: probes and Prometheus need no certificate,
-			// the admin API accepts a verified one as its credential.
-			srv.TLSConfig.ClientCAs = pool
-			srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
-		}
+	if t := g.live.Load().admin.tls; t != nil {
+		srv.TLSConfig = t.Clone()
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -54,7 +54,13 @@ func (x *exchange) checkAnomaly() *rejection {
 		return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "anomaly", rule: "anomaly:" + a.Kind,
 			message: fmt.Sprintf("denied: unusual activity (%s) was detected for this %s; retry in %s or ask an operator", a.Kind, a.Scope, wait)}
 	case anomaly.ActionStepUp:
-		if x.grant.Has(a.StepUpScope) {
+		// A fresh authorization: the scope, in a token issued after the
+		// anomaly (the token that raised it does not count).
+		coolDown := x.rt.g.cfg.Anomaly.CoolDown.D()
+		if coolDown == 0 {
+			coolDown = anomaly.DefaultCoolDown
+		}
+		if x.grant.Has(a.StepUpScope) && x.ident.IssuedAt.After(a.Until.Add(-coolDown)) {
 			return nil
 		}
 		return x.rejectionFor(policy.Decision{Outcome: policy.InsufficientScope, Required: []string{a.StepUpScope},

@@ -192,6 +192,9 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		mux: http.NewServeMux(),
 	}
 	g.deps.prev = nil
+	if prev != nil && reflect.DeepEqual(prev.cfg.Limits.RatePerIP, cfg.Limits.RatePerIP) {
+		g.limiter = prev.limiter // per-address budgets are not reset by a reload
+	}
 	if prev != nil {
 		// What outlives a configuration: sessions, streams, histories,
 		// pins, revocations, the audit trail, metrics, request ids.

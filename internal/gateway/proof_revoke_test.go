@@ -113,8 +113,10 @@ func TestRevocation(t *testing.T) {
 	if status(tokA) != http.StatusOK {
 		t.Fatal("a removed revocation still refuses")
 	}
-	// Bad input.
-	for _, body := range []any{map[string]any{"kind": "everyone", "issuer": iss, "value": "x"}, map[string]any{"kind": "jti", "value": "x"}, "not an object"} {
+	// Bad input, and an issuer that is not configured (it would match
+	// nothing while seeming to work).
+	for _, body := range []any{map[string]any{"kind": "everyone", "issuer": iss, "value": "x"}, map[string]any{"kind": "jti", "value": "x"}, "not an object",
+		map[string]any{"kind": "jti", "issuer": iss + "/", "value": "x"}} {
 		if code, _ := adm.do(http.MethodPost, "/admin/revocations", body); code != http.StatusBadRequest {
 			t.Errorf("bad revocation %v: %d, want 400", body, code)
 		}
@@ -163,7 +165,11 @@ func TestRevocationSharedFile(t *testing.T) {
 	shared := filepath.Join(t.TempDir(), "revocations.json")
 	cfgure := func(c *config.Config) { c.Admin.BearerTokenFile, c.Revocation.File = file, shared }
 	a := newHarness(t, harnessOptions{configure: cfgure})
-	b := newHarness(t, harnessOptions{configure: cfgure})
+	// b trusts a's issuer: the same identity provider behind both.
+	b := newHarness(t, harnessOptions{configure: cfgure, setup: func(h *harness, c *config.Config) {
+		h.iss = a.iss
+		c.AuthorizationServers[0].Issuer = a.iss.URL()
+	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go b.gw.watchRevocations(ctx)
@@ -180,4 +186,52 @@ func TestRevocationSharedFile(t *testing.T) {
 	waitFor(t, "the other gateway to refuse the revoked token", func() bool {
 		return b.do(rawReq{token: tok}).status == http.StatusUnauthorized
 	})
+}
+
+// TestRevocationWhileStreamOpens: a token revoked while its stream request
+// is on its way upstream still has that stream ended once it opens.
+func TestRevocationWhileStreamOpens(t *testing.T) {
+	file, secret := adminSecret(t)
+	hold, arrived := make(chan struct{}), make(chan struct{}, 1)
+	h := newHarness(t, harnessOptions{configure: func(c *config.Config) { c.Admin.BearerTokenFile = file },
+		wrapUpstream: func(route string, next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet {
+					arrived <- struct{}{}
+					<-hold
+				}
+				next.ServeHTTP(w, r)
+			})
+		}})
+	adm := newAdminClient(t, h, secret)
+	c := h.claims("docs", "docs:read", time.Now().Add(time.Hour))
+	c.JTI = "jti-race"
+	tok := h.iss.Mint(c)
+	sid := h.initSession(t, "docs", tok)
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		r, err := http.DefaultClient.Do(h.newRequest(rawReq{method: http.MethodGet, token: tok, session: sid}))
+		opened <- result{r, err}
+	}()
+	<-arrived
+	if code, b := adm.do(http.MethodPost, "/admin/revocations", map[string]any{"kind": "jti", "issuer": h.iss.URL(), "value": "jti-race"}); code != http.StatusCreated {
+		t.Fatalf("revoke: %d %s", code, b)
+	}
+	close(hold)
+	r := <-opened
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.resp.Body.Close()
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, r.resp.Body); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream of a token revoked while it opened stayed open")
+	}
 }

@@ -37,19 +37,19 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		g.log.Error("configuration reload refused; the current configuration stays in force", slog.String("error", err.Error()))
 		return err
 	}
-	if next.authn != cur.authn {
-		g.run.mu.Lock()
-		if g.run.ctx != nil {
-			if g.run.stopAuthn != nil {
-				g.run.stopAuthn()
-			}
-			var actx context.Context
-			actx, g.run.stopAuthn = context.WithCancel(g.run.ctx)
-			go next.authn.Run(actx)
+	// Swapped under run.mu, so that Run, starting, either sees the new
+	// gateway or has already set the context this starts it with.
+	g.run.mu.Lock()
+	if next.authn != cur.authn && g.run.ctx != nil {
+		if g.run.stopAuthn != nil {
+			g.run.stopAuthn()
 		}
-		g.run.mu.Unlock()
+		var actx context.Context
+		actx, g.run.stopAuthn = context.WithCancel(g.run.ctx)
+		go next.authn.Run(actx)
 	}
 	g.live.Store(next)
+	g.run.mu.Unlock()
 	for _, f := range cur.ungauge {
 		f()
 	}
@@ -73,6 +73,7 @@ func restartNeeded(old, cfg *config.Config) error {
 			[]any{cfg.Server.ReadHeaderTimeout, cfg.Server.IdleTimeout, cfg.Server.MaxHeaderBytes, cfg.Server.ShutdownTimeout}},
 		{"admin", old.Admin, cfg.Admin},
 		{"audit", old.Audit, cfg.Audit},
+		{"log", old.Log, cfg.Log},
 		{"tool_pins_file", old.ToolPinsFile, cfg.ToolPinsFile},
 		{"revocation", old.Revocation, cfg.Revocation},
 		{"sequence.history", old.Sequence.History, cfg.Sequence.History},

@@ -81,6 +81,11 @@ func (x *exchange) forward() {
 				}
 				// …or when it is revoked.
 				untrack = g.streamsOpen.add(revokeToken(x.ident), endWith("token_revoked"))
+				// A revocation made while the request was on its way
+				// upstream found nothing to end: check again now.
+				if _, revoked := g.revoked.Check(revokeToken(x.ident)); revoked {
+					endWith("token_revoked")()
+				}
 			}
 			return nil
 		},

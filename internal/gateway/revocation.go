@@ -110,6 +110,11 @@ func (a *admin) revocationsAPI(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the body must be one revocation: {kind, issuer, value, not_before?, until?, reason?}"})
 			return
 		}
+		if !a.knownIssuer(e.Issuer) {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request",
+				"error_description": "issuer must be one of the configured authorization_servers, exactly", "issuers": a.issuers()})
+			return
+		}
 		added, err := l.Add(e)
 		if err != nil {
 			status := http.StatusBadRequest
@@ -124,6 +129,11 @@ func (a *admin) revocationsAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusCreated, added)
 	case http.MethodDelete:
 		q := r.URL.Query()
+		if !a.knownIssuer(q.Get("issuer")) {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request",
+				"error_description": "issuer must be one of the configured authorization_servers, exactly", "issuers": a.issuers()})
+			return
+		}
 		ok, err := l.Remove(revoke.Kind(q.Get("kind")), q.Get("issuer"), q.Get("value"))
 		switch {
 		case err != nil:
@@ -143,4 +153,23 @@ func (a *admin) revocationsAPI(w http.ResponseWriter, r *http.Request) {
 func (rt *route) revokedChallenge() string {
 	return authn.Challenge{ResourceMetadata: rt.metadataURL, Scopes: rt.policy.BaselineScopes(),
 		Error: "invalid_token", Description: "the access token has been revoked"}.String()
+}
+
+// issuers lists the configured issuers, the only ones a revocation can
+// name (a revocation for another string would silently match nothing).
+func (a *admin) issuers() []string {
+	var out []string
+	for _, as := range a.g.cfg.AuthorizationServers {
+		out = append(out, as.Issuer)
+	}
+	return out
+}
+
+func (a *admin) knownIssuer(iss string) bool {
+	for _, as := range a.g.cfg.AuthorizationServers {
+		if as.Issuer == iss {
+			return true
+		}
+	}
+	return false
 }

@@ -91,15 +91,15 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(rej)
 		return
 	}
-	if rej := x.checkAnomaly(); rej != nil {
-		x.fail(rej)
-		return
-	}
 	if rej := x.decode(); rej != nil {
 		x.fail(rej)
 		return
 	}
 	if rej := x.screenRequest(); rej != nil {
+		x.fail(rej)
+		return
+	}
+	if rej := x.checkAnomaly(); rej != nil {
 		x.fail(rej)
 		return
 	}
