@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -174,50 +173,10 @@ func encodeFile(s set) ([]byte, error) {
 // 0600, owned like the file it replaces) in the same directory, written
 // and fsynced, renamed over the file, and the directory fsynced. Callers
 // hold the file lock.
-func (l *List) writeFile(s set) (err error) {
+func (l *List) writeFile(s set) error {
 	b, err := encodeFile(s)
 	if err != nil {
 		return err
 	}
-	dir, base := filepath.Split(l.file)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write revocation file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write revocation file: %w", err)
-	}
-	if fi, statErr := os.Stat(l.file); statErr == nil {
-		if err := statefile.MatchOwner(tmp, fi); err != nil {
-			return fmt.Errorf("write revocation file: %w", err)
-		}
-	}
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("write revocation file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write revocation file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write revocation file: %w", err)
-	}
-	if l.beforeRename != nil {
-		if err := l.beforeRename(); err != nil {
-			return fmt.Errorf("write revocation file: %w", err)
-		}
-	}
-	if err := os.Rename(tmp.Name(), l.file); err != nil {
-		return fmt.Errorf("write revocation file: %w", err)
-	}
-	statefile.SyncDir(dir)
-	return nil
+	return statefile.WriteFile(l.file, b, "revocation file", l.beforeRename)
 }

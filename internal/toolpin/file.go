@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -228,45 +227,10 @@ func encodeFile(doc *fileDoc) ([]byte, error) {
 // (mode 0600, owned like the file it replaces) in the same directory,
 // written and fsynced, renamed over path, and the directory fsynced.
 // Callers hold the file lock.
-func writeFile(path string, doc *fileDoc) (err error) {
+func writeFile(path string, doc *fileDoc) error {
 	b, err := encodeFile(doc)
 	if err != nil {
 		return err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write pins file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write pins file: %w", err)
-	}
-	if fi, statErr := os.Stat(path); statErr == nil {
-		if err := statefile.MatchOwner(tmp, fi); err != nil {
-			return fmt.Errorf("write pins file: %w", err)
-		}
-	}
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("write pins file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write pins file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write pins file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write pins file: %w", err)
-	}
-	statefile.SyncDir(dir)
-	return nil
+	return statefile.WriteFile(path, b, "pins file", nil)
 }
