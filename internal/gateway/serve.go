@@ -59,19 +59,24 @@ type exchange struct {
 // ServeHTTP runs one MCP request through the gateway pipeline:
 //
 //  1. inbound: rate limit, Origin, HTTP method, body limit
-//  2. authn: bearer token → identity (401 / 400 / 503)
+//  2. authn: bearer token → identity (401 / 400 / 503); a revoked token is
+//     refused like an invalid one
 //  3. inbound again: strict JSON-RPC, protocol version, method allow-list,
 //     mirrored headers — after authn, so an unauthenticated client always
-//     gets the 401 that starts discovery; credentials in the message are
-//     redacted or refused (the client's own token always removed)
+//     gets the 401 that starts discovery; credentials in the message and
+//     forwarded headers are redacted or refused (the client's own token
+//     always removed); an active anomaly action (deny, step-up) applies
 //  4. session: ownership of Mcp-Session-Id, client responses, tasks, caps
-//  5. policy: route, tool, resource and prompt scopes (403 step-up / deny)
+//  5. policy: route, tool, resource and prompt scopes (403 step-up / deny),
+//     tool pins, sequence rules
 //  6. credential: what the upstream receives in place of the client's
 //     token (minted, exchanged, service or static; or nothing)
 //  7. audit: the decision is recorded before anything is forwarded
 //  8. upstream: the exact checked bytes, allow-listed headers, no token;
 //     the response is filtered, scanned for credentials and observed on
 //     the way back, and its outcome recorded
+//
+// Every decided request also feeds the anomaly detector and the metrics.
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{rt: rt, w: w, r: r, id: rt.g.nextRequestID(), start: rt.g.now()}
 	w.Header().Set("X-Request-Id", x.id)
