@@ -147,8 +147,17 @@ development: {insecure_allow_http_loopback: true}
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	waitReady(t, base+"/servers/work/mcp", exited, stderr)
-	// The admin listener, as a probe and an operator reach it.
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/admin/status": 403, "/servers/work/mcp": 404} {
+	// The admin listener, as a probe and an operator reach it: ready once
+	// the issuer's keys are loaded (in the background, after start).
+	waitFor(t, "/readyz to report ready", func() bool {
+		resp, err := http.Get("http://" + adminAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	for path, want := range map[string]int{"/healthz": 200, "/admin/status": 403, "/servers/work/mcp": 404} {
 		resp, err := http.Get("http://" + adminAddr + path)
 		if err != nil {
 			t.Fatalf("admin %s: %v", path, err)
