@@ -3,14 +3,12 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/anomaly"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
@@ -46,12 +44,8 @@ func (x *exchange) checkAnomaly() *rejection {
 	}
 	switch a.Action {
 	case anomaly.ActionDeny:
-		status := http.StatusOK
-		if x.call == nil || x.call.Msg.Kind != jsonrpc.KindRequest {
-			status = http.StatusForbidden
-		}
 		wait := a.Until.Sub(now).Round(time.Second)
-		return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "anomaly", rule: "anomaly:" + a.Kind,
+		return &rejection{status: deniedStatus(x), code: codeDenied, decision: audit.Deny, reason: "anomaly", rule: "anomaly:" + a.Kind,
 			message: fmt.Sprintf("denied: unusual activity (%s) was detected for this %s; retry in %s or ask an operator", a.Kind, a.Scope, wait)}
 	case anomaly.ActionStepUp:
 		// A fresh authorization: the scope, in a token issued after the

@@ -30,7 +30,7 @@ func (x *exchange) attachCredential() *rejection {
 		if x.ident.Issuer != x.rt.credIssuer {
 			// Configuration makes the route trust only that issuer; this
 			// holds even if it did not: a token goes to its own issuer only.
-			return &rejection{status: http.StatusForbidden, code: codeDenied, decision: audit.Deny, reason: "credential_denied",
+			return &rejection{status: deniedStatus(x), code: codeDenied, decision: audit.Deny, reason: "credential_denied",
 				message: "denied: this route exchanges only tokens issued by " + x.rt.credIssuer}
 		}
 	}
@@ -46,11 +46,7 @@ func (x *exchange) attachCredential() *rejection {
 	if err != nil {
 		var ce *credential.Error
 		if errors.As(err, &ce) && ce.Kind == credential.Denied {
-			status := http.StatusOK
-			if x.call == nil || x.call.Msg.Kind != jsonrpc.KindRequest {
-				status = http.StatusForbidden
-			}
-			return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "credential_denied", cause: err,
+			return &rejection{status: deniedStatus(x), code: codeDenied, decision: audit.Deny, reason: "credential_denied", cause: err,
 				message: "denied: mcpgate could not obtain a credential for this upstream on your behalf: " + ce.Message}
 		}
 		msg := "mcpgate cannot obtain a credential for this upstream now; try again later"
@@ -72,6 +68,15 @@ func (x *exchange) attachCredential() *rejection {
 		x.addLive(c.Secret)
 	}
 	return nil
+}
+
+// deniedStatus is the HTTP status of a denial: 200 with a JSON-RPC error
+// for a request (the agent reads it), 403 for anything else.
+func deniedStatus(x *exchange) int {
+	if x.call == nil || x.call.Msg.Kind != jsonrpc.KindRequest {
+		return http.StatusForbidden
+	}
+	return http.StatusOK
 }
 
 // inboundToken returns the client's bearer token, kept only to make sure

@@ -192,11 +192,7 @@ func (x *exchange) screenRequest() *rejection {
 
 // credentialInRequest refuses a request a blocking detector matched.
 func (x *exchange) credentialInRequest(fs []redact.Finding) *rejection {
-	status := http.StatusOK
-	if x.call == nil || x.call.Msg.Kind != jsonrpc.KindRequest {
-		status = http.StatusForbidden
-	}
-	return &rejection{status: status, code: codeDenied, decision: audit.Deny, reason: "credential_in_arguments",
+	return &rejection{status: deniedStatus(x), code: codeDenied, decision: audit.Deny, reason: "credential_in_arguments",
 		rule: "redact:" + strings.ReplaceAll(blockedBy(fs), ", ", ","),
 		message: "denied by gateway policy: the request carries a credential (" + blockedBy(fs) +
 			"); credentials must not pass through tool arguments — remove it and retry"}
