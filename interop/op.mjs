@@ -10,7 +10,12 @@
 // CREDENTIAL and grants every scope and resource asked for: never run it
 // anywhere but a test.
 //
-// Usage: node op.mjs [scope ...]   (default scope: mcp:tools)
+// Usage: node op.mjs [--access-token-ttl=SECONDS] [--opaque-resource=URL ...] [scope ...]
+//   scope ...              scopes of every resource server (default mcp:tools)
+//   --access-token-ttl=N   lifetime of every access token, in seconds
+//                          (default: oidc-provider's, 1h)
+//   --opaque-resource=URL  access tokens for this resource are opaque
+//                          (introspect them) instead of RFC 9068 JWTs
 // Prints one JSON line {"issuer": "..."} on stdout when ready; exits when
 // stdin closes.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -20,7 +25,20 @@ import http from 'node:http';
 // (it still works there); keep stdout for the ready line only.
 const { default: Provider } = await import('oidc-provider');
 
-const resourceScopes = process.argv.slice(2).length ? process.argv.slice(2) : ['mcp:tools'];
+const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const resourceScopes = positional.length ? positional : ['mcp:tools'];
+let accessTokenTTL;
+const opaqueResources = new Set();
+for (const f of flags) {
+  const [name, value = ''] = f.split(/=(.*)/s);
+  if (name === '--access-token-ttl' && /^[1-9][0-9]*$/.test(value)) accessTokenTTL = Number(value);
+  else if (name === '--opaque-resource' && value) opaqueResources.add(value);
+  else {
+    console.error(`op.mjs: bad flag ${f}`);
+    process.exit(2);
+  }
+}
 const user = 'alice';
 
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -53,9 +71,11 @@ const provider = new Provider(issuer, {
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, resourceIndicator) => ({
         scope: resourceScopes.join(' '),
-        accessTokenFormat: 'jwt',
         audience: resourceIndicator,
-        jwt: { sign: { alg: 'ES256' } },
+        ...(accessTokenTTL ? { accessTokenTTL } : {}),
+        ...(opaqueResources.has(resourceIndicator)
+          ? { accessTokenFormat: 'opaque' }
+          : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } }),
       }),
     },
   },
