@@ -117,8 +117,8 @@ authorization_servers:
   - issuer: %q
     algorithms: [RS256, ES256]
 routes:
-  - name: work
-    path: /servers/work/mcp
+  - name: jobs
+    path: /servers/jobs/mcp
     upstream: {url: "http://%s/mcp"}
     tools: {work: {}}
 limits:
@@ -137,16 +137,7 @@ development: {insecure_allow_http_loopback: true}
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfgFile)
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitReady(t, base+"/servers/work/mcp", exited, stderr)
+	cmd, exited, stderr := startServe(t, bin, cfgFile, base+"/servers/jobs/mcp")
 	// The admin listener, as a probe and an operator reach it: ready once
 	// the issuer's keys are loaded (in the background, after start).
 	waitFor(t, "/readyz to report ready", func() bool {
@@ -157,7 +148,7 @@ development: {insecure_allow_http_loopback: true}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	for path, want := range map[string]int{"/healthz": 200, "/admin/status": 403, "/servers/work/mcp": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/admin/status": 403, "/servers/jobs/mcp": 404} {
 		resp, err := http.Get("http://" + adminAddr + path)
 		if err != nil {
 			t.Fatalf("admin %s: %v", path, err)
@@ -168,7 +159,7 @@ development: {insecure_allow_http_loopback: true}
 		}
 	}
 
-	token := iss.Mint(testissuer.Claims{Subject: "alice", ClientID: "agent", Audience: []string{base + "/servers/work/mcp"}})
+	token := iss.Mint(testissuer.Claims{Subject: "alice", ClientID: "agent", Audience: []string{base + "/servers/jobs/mcp"}})
 	var next atomic.Int64
 	var ok atomic.Int64
 	stop := make(chan struct{})
@@ -186,7 +177,7 @@ development: {insecure_allow_http_loopback: true}
 				}
 				id := next.Add(1)
 				body := `{"jsonrpc":"2.0","id":` + strconv.FormatInt(id, 10) + `,"method":"tools/call","params":{"name":"work","arguments":{}}}`
-				req, _ := http.NewRequest(http.MethodPost, base+"/servers/work/mcp", strings.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, base+"/servers/jobs/mcp", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Accept", "application/json, text/event-stream")
 				req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
@@ -275,16 +266,7 @@ development: {insecure_allow_http_loopback: true}
 	// A restart continues the chain (repairing a partial last line, if
 	// the kill left one), and a clean stop ends it with a signed shutdown
 	// checkpoint: the whole trail then verifies, end included.
-	restart := exec.Command(bin, "serve", "--config", cfgFile)
-	stderr2 := &lockedBuffer{}
-	restart.Stderr = stderr2
-	if err := restart.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited2 := make(chan error, 1)
-	go func() { exited2 <- restart.Wait() }()
-	t.Cleanup(func() { _ = restart.Process.Kill() })
-	waitReady(t, base+"/servers/work/mcp", exited2, stderr2)
+	restart, exited2, stderr2 := startServe(t, bin, cfgFile, base+"/servers/jobs/mcp")
 	if err := restart.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +283,24 @@ development: {insecure_allow_http_loopback: true}
 	if !rep.OK() || rep.EndReason != audit.ReasonShutdown || rep.UnsignedTail != 0 {
 		t.Fatalf("after a restart and a clean stop:\n%s", out.String())
 	}
+}
+
+// startServe runs `mcpgate serve --config cfgFile` and waits until endpoint
+// answers. It returns the process, a channel that receives its exit, and
+// its captured standard error; the process is killed when the test ends.
+func startServe(t *testing.T, bin, cfgFile, endpoint string) (*exec.Cmd, chan error, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfgFile)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitReady(t, endpoint, exited, stderr)
+	return cmd, exited, stderr
 }
 
 // waitReady waits until the gateway answers (401 without a token).

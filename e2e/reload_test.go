@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -46,8 +45,8 @@ func TestHotReload(t *testing.T) {
 		cfg := fmt.Sprintf(`server: {listen: %q, public_base_url: %q}
 authorization_servers: [{issuer: %q}]
 routes:
-  - name: work
-    path: /servers/work/mcp
+  - name: jobs
+    path: /servers/jobs/mcp
     upstream: {url: "http://%s/mcp"}
     tools: {%s}
 limits: {rate_per_ip: {requests_per_second: -1}}
@@ -67,20 +66,11 @@ development: {insecure_allow_http_loopback: true}
 		bump()
 	}
 	write("alpha: {}")
-	cmd := exec.Command(bin, "serve", "--config", cfgFile)
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitReady(t, base+"/servers/work/mcp", exited, stderr)
+	cmd, _, stderr := startServe(t, bin, cfgFile, base+"/servers/jobs/mcp")
 
-	token := iss.Mint(testissuer.Claims{Subject: "alice", ClientID: "agent", Audience: []string{base + "/servers/work/mcp"}, Expiry: time.Now().Add(time.Hour)})
+	token := iss.Mint(testissuer.Claims{Subject: "alice", ClientID: "agent", Audience: []string{base + "/servers/jobs/mcp"}, Expiry: time.Now().Add(time.Hour)})
 	allowed := func(tool string) bool {
-		req, _ := http.NewRequest(http.MethodPost, base+"/servers/work/mcp",
+		req, _ := http.NewRequest(http.MethodPost, base+"/servers/jobs/mcp",
 			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`","arguments":{}}}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")

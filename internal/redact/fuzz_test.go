@@ -131,7 +131,7 @@ func FuzzScanJSONSecret(f *testing.F) {
 		v = []any{insert(v), "tail " + secret}
 		doc, err := json.Marshal(v)
 		if err != nil {
-			t.Skip()
+			return // not a JSON document: nothing to scan
 		}
 		for range depth % 4 {
 			doc, _ = json.Marshal(map[string]any{"text": string(doc)})
