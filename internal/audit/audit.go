@@ -144,6 +144,29 @@ type Sink interface {
 	Close() error
 }
 
+// Bounded is implemented by a sink whose Write returns within a bound of
+// its own (a write timeout, or because it never waits): a caller need not
+// add a deadline to ctx, which costs a timer and a context per record.
+type Bounded interface {
+	Sink
+	// BoundsWrites reports whether Write is bounded.
+	BoundsWrites() bool
+}
+
+// waitTimer returns a channel that fires after d and a function that
+// stops it; a nil channel (wait for ctx alone) when d <= 0. One timer is
+// cheaper than a context with a deadline (three objects and a timer).
+func waitTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	if d <= 0 {
+		return nil, func() bool { return false }
+	}
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
+// errWriteTimeout is the cause when a bounded Write gives up waiting.
+var errWriteTimeout = fmt.Errorf("audit: write timeout: %w", context.DeadlineExceeded)
+
 // Writer is a Sink writing JSON lines to an io.Writer, one Write call per
 // record, serialised.
 type Writer struct {

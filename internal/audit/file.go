@@ -75,6 +75,9 @@ type FileConfig struct {
 	// QueueTimeout is how long Write waits for room in a full queue before
 	// it fails (backpressure, never a silent drop); default 1s.
 	QueueTimeout time.Duration
+	// WriteTimeout bounds how long Write waits for its record (queue wait
+	// included); 0 = until ctx ends.
+	WriteTimeout time.Duration
 	// SigningKeyFile is a PKCS #8 PEM Ed25519 private key for checkpoints,
 	// re-read when it changes; "" = no checkpoints (chain only).
 	SigningKeyFile string
@@ -252,11 +255,12 @@ type FileSink struct {
 
 // request is one queued record. seq and prev are set by the writer.
 type request struct {
-	ctx  context.Context
-	body []byte      // from encodeBody
-	done chan result // buffered: the writer never blocks on an abandoned request
-	seq  uint64
-	prev string
+	ctx     context.Context
+	expired atomic.Bool // the writer gave up waiting (WriteTimeout)
+	body    []byte      // from encodeBody
+	done    chan result // buffered: the writer never blocks on an abandoned request
+	seq     uint64
+	prev    string
 }
 
 type result struct {
@@ -324,7 +328,9 @@ func (s *FileSink) Write(ctx context.Context, e *Event) error {
 		return s.fail(err)
 	}
 	req := &request{ctx: ctx, body: body, done: make(chan result, 1)}
-	if err := s.enqueue(ctx, req); err != nil {
+	timeout, stop := waitTimer(s.cfg.WriteTimeout)
+	defer stop()
+	if err := s.enqueue(ctx, req, timeout); err != nil {
 		return s.fail(err)
 	}
 	select {
@@ -336,15 +342,21 @@ func (s *FileSink) Write(ctx context.Context, e *Event) error {
 		return nil
 	case <-ctx.Done():
 		return s.fail(fmt.Errorf("audit: record not confirmed, treat it as not recorded (it may still be written): %w", ctx.Err()))
+	case <-timeout:
+		req.expired.Store(true)
+		return s.fail(fmt.Errorf("audit: record not confirmed, treat it as not recorded (it may still be written): %w", errWriteTimeout))
 	}
 }
+
+// BoundsWrites reports whether Write is bounded by WriteTimeout.
+func (s *FileSink) BoundsWrites() bool { return s.cfg.WriteTimeout > 0 }
 
 func (s *FileSink) fail(err error) error {
 	s.failures.Add(1)
 	return err
 }
 
-func (s *FileSink) enqueue(ctx context.Context, req *request) error {
+func (s *FileSink) enqueue(ctx context.Context, req *request, timeout <-chan time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("audit: record not written: %w", err)
 	}
@@ -367,6 +379,8 @@ func (s *FileSink) enqueue(ctx context.Context, req *request) error {
 		return fmt.Errorf("%w for %v: the audit file is not keeping up", ErrQueueFull, s.cfg.QueueTimeout)
 	case <-ctx.Done():
 		return fmt.Errorf("audit: record not written: %w", ctx.Err())
+	case <-timeout:
+		return fmt.Errorf("audit: record not written: %w", errWriteTimeout)
 	}
 }
 
@@ -520,6 +534,10 @@ func (s *FileSink) commit(batch []*request) {
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- result{err: fmt.Errorf("audit: record not written: %w", err)}
+			continue
+		}
+		if r.expired.Load() {
+			r.done <- result{err: fmt.Errorf("audit: record not written: %w", errWriteTimeout)}
 			continue
 		}
 		live = append(live, r)

@@ -27,6 +27,9 @@ type StreamConfig struct {
 	// CloseTimeout bounds Close and each checkpoint the sink writes on its
 	// own (at start, when idle); default 5s.
 	CloseTimeout time.Duration
+	// WriteTimeout bounds how long Write waits, like an end of its ctx;
+	// 0 = until ctx ends.
+	WriteTimeout time.Duration
 	Now          func() time.Time // default time.Now
 	Logger       *slog.Logger     // default: discard
 }
@@ -50,6 +53,7 @@ type StreamSink struct {
 	now          func() time.Time
 	every        time.Duration
 	closeTimeout time.Duration
+	writeTimeout time.Duration
 	signer       *signer
 
 	// sem holds a token while a record is chained and written: a lock
@@ -95,6 +99,9 @@ func NewStreamSink(w io.Writer, cfg StreamConfig) (*StreamSink, error) {
 	if cfg.CloseTimeout < 0 {
 		errs = append(errs, errors.New("audit: stream: close timeout must not be negative"))
 	}
+	if cfg.WriteTimeout < 0 {
+		errs = append(errs, errors.New("audit: stream: write timeout must not be negative"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -120,7 +127,7 @@ func NewStreamSink(w io.Writer, cfg StreamConfig) (*StreamSink, error) {
 	}
 	s := &StreamSink{
 		w: w, c: c, log: cfg.Logger, now: cfg.Now, every: cfg.CheckpointInterval,
-		closeTimeout: cfg.CloseTimeout, signer: sg, head: newChain(),
+		closeTimeout: cfg.CloseTimeout, writeTimeout: cfg.WriteTimeout, signer: sg, head: newChain(),
 		sem: make(chan struct{}, 1), jobs: make(chan []byte), res: make(chan streamResult, 1),
 		quit: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -159,8 +166,9 @@ func (s *StreamSink) pump() {
 	}
 }
 
-// lock takes the sink's token, or fails when ctx ends first.
-func (s *StreamSink) lock(ctx context.Context) error {
+// lock takes the sink's token, or fails when ctx ends or timeout fires
+// first.
+func (s *StreamSink) lock(ctx context.Context, timeout <-chan time.Time) error {
 	select {
 	case s.sem <- struct{}{}:
 		return nil
@@ -171,8 +179,13 @@ func (s *StreamSink) lock(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("audit: record not written (an earlier write is still in progress): %w", ctx.Err())
+	case <-timeout:
+		return fmt.Errorf("audit: record not written (an earlier write is still in progress): %w", errWriteTimeout)
 	}
 }
+
+// BoundsWrites reports whether Write is bounded by WriteTimeout.
+func (s *StreamSink) BoundsWrites() bool { return s.writeTimeout > 0 }
 
 func (s *StreamSink) unlock() { <-s.sem }
 
@@ -191,7 +204,9 @@ func (s *StreamSink) Write(ctx context.Context, e *Event) error {
 	if s.closed.Load() {
 		return s.fail(ErrClosed)
 	}
-	if err := s.lock(ctx); err != nil {
+	timeout, stop := waitTimer(s.writeTimeout)
+	defer stop()
+	if err := s.lock(ctx, timeout); err != nil {
 		return s.fail(err)
 	}
 	defer s.unlock()
@@ -219,7 +234,7 @@ func (s *StreamSink) Write(ctx context.Context, e *Event) error {
 		}
 	}
 	s.buf = buf
-	if err := s.write(ctx, buf); err != nil {
+	if err := s.write(ctx, timeout, buf); err != nil {
 		return s.fail(err)
 	}
 	s.head = head
@@ -243,21 +258,29 @@ func (s *StreamSink) fail(err error) error {
 // write hands buf to the writer goroutine and waits for the result or
 // ctx; the token is held. If ctx ends while buf is being written, the
 // sink fails closed.
-func (s *StreamSink) write(ctx context.Context, buf []byte) error {
+func (s *StreamSink) write(ctx context.Context, timeout <-chan time.Time, buf []byte) error {
 	select {
 	case s.jobs <- buf:
 	case <-ctx.Done():
 		return fmt.Errorf("audit: record not written: %w", ctx.Err())
+	case <-timeout:
+		return fmt.Errorf("audit: record not written: %w", errWriteTimeout)
 	}
 	var r streamResult
+	var gaveUp error
 	select {
 	case r = <-s.res:
 	case <-ctx.Done():
+		gaveUp = ctx.Err()
+	case <-timeout:
+		gaveUp = errWriteTimeout
+	}
+	if gaveUp != nil {
 		select {
 		case r = <-s.res: // finished just in time
 		default:
-			s.broken = fmt.Errorf("%w: a write to the stream did not finish in time (%w): whether the record was written is unknown, so the chain cannot go on; restart to begin a new chain", ErrBroken, ctx.Err())
-			s.log.Error("audit: the stream is stalled; the audit sink fails closed and refuses every record until restart", "error", ctx.Err())
+			s.broken = fmt.Errorf("%w: a write to the stream did not finish in time (%w): whether the record was written is unknown, so the chain cannot go on; restart to begin a new chain", ErrBroken, gaveUp)
+			s.log.Error("audit: the stream is stalled; the audit sink fails closed and refuses every record until restart", "error", gaveUp)
 			return s.broken
 		}
 	}
@@ -284,7 +307,7 @@ func (s *StreamSink) checkpoint(ctx context.Context, now time.Time, reason strin
 		return err
 	}
 	s.buf = buf
-	if err := s.write(ctx, buf); err != nil {
+	if err := s.write(ctx, nil, buf); err != nil {
 		return err
 	}
 	s.head = head
@@ -336,7 +359,7 @@ func (s *StreamSink) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.closeTimeout)
 	defer cancel()
 	var errs []error
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, nil); err != nil {
 		errs = append(errs, fmt.Errorf("audit: close: no shutdown checkpoint: %w", err))
 	} else {
 		switch {

@@ -28,6 +28,14 @@ func principalKey(id *authn.Identity) string {
 	return id.Issuer + "\x00" + id.Subject + "\x00" + id.ClientID
 }
 
+// principalKey is principalKey(x.ident), computed once.
+func (x *exchange) principalKey() string {
+	if x.pkey == "" {
+		x.pkey = principalKey(x.ident)
+	}
+	return x.pkey
+}
+
 // checkAnomaly applies an active anomaly action to this request: a deny
 // cool-down refuses it, a step-up requires the configured scope.
 func (x *exchange) checkAnomaly() *rejection {
@@ -36,7 +44,7 @@ func (x *exchange) checkAnomaly() *rejection {
 		return nil
 	}
 	now := x.rt.g.now()
-	a, ok := d.Check(principalKey(x.ident), now)
+	a, ok := d.Check(x.principalKey(), now)
 	if !ok {
 		if a, ok = d.CheckRoute(x.rt.name, now); !ok {
 			return nil
@@ -70,7 +78,7 @@ func (x *exchange) observe(denied bool) {
 	if g.anomaly == nil || x.ident == nil {
 		return
 	}
-	o := anomaly.Observation{Time: g.now(), Route: x.rt.name, Principal: principalKey(x.ident), TokenFP: x.ident.Fingerprint, Denied: denied}
+	o := anomaly.Observation{Time: g.now(), Route: x.rt.name, Principal: x.principalKey(), TokenFP: x.ident.Fingerprint, Denied: denied}
 	if x.call != nil && x.call.Msg.Method == "tools/call" {
 		o.Tool = x.call.Name
 	}

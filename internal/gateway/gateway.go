@@ -386,13 +386,13 @@ func newAuditSink(c config.Audit, now func() time.Time, log *slog.Logger) (audit
 		return audit.OpenFileSink(audit.FileConfig{
 			Path: c.File, Fsync: c.Fsync, FsyncInterval: c.FsyncInterval.D(),
 			RotateSize: int64(c.RotateSize), RotateInterval: c.RotateInterval.D(),
-			QueueSize: c.QueueSize, QueueTimeout: c.QueueTimeout.D(),
+			QueueSize: c.QueueSize, QueueTimeout: c.QueueTimeout.D(), WriteTimeout: c.WriteTimeout.D(),
 			SigningKeyFile: c.SigningKeyFile, CheckpointInterval: c.CheckpointInterval.D(),
 			Now: now, Logger: log,
 		})
 	}
 	return audit.NewStreamSink(os.Stdout, audit.StreamConfig{SigningKeyFile: c.SigningKeyFile,
-		CheckpointInterval: c.CheckpointInterval.D(), Now: now, Logger: log})
+		CheckpointInterval: c.CheckpointInterval.D(), WriteTimeout: c.WriteTimeout.D(), Now: now, Logger: log})
 }
 
 func (g *Gateway) newRoute(rc config.Route, h *policy.Hierarchy, tr http.RoundTripper) (*route, error) {
@@ -527,7 +527,9 @@ func loadPool(path string) (*x509.CertPool, error) {
 // writeAudit records ev, waiting at most audit.write_timeout: a sink that
 // cannot record in time has failed, and the caller treats it so.
 func (g *Gateway) writeAudit(ctx context.Context, ev *audit.Event) error {
-	if d := g.cfg.Audit.WriteTimeout.D(); d > 0 {
+	if b, ok := g.audit.(audit.Bounded); (!ok || !b.BoundsWrites()) && g.cfg.Audit.WriteTimeout.D() > 0 {
+		// A sink that does not bound its writes itself.
+		d := g.cfg.Audit.WriteTimeout.D()
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()

@@ -55,13 +55,17 @@ func newRedactor(c config.Redaction) (*redact.Scanner, error) {
 // (the client's token, the credential attached upstream) prepared once.
 func (x *exchange) scanner() *redact.Live {
 	if x.scan == nil {
-		x.scan = x.rt.g.redactor.Prepare(x.live)
+		x.scanState.Init(x.rt.g.redactor, x.live)
+		x.scan = &x.scanState
 	}
 	return x.scan
 }
 
 // addLive adds a credential that must never reach the client.
 func (x *exchange) addLive(v string) {
+	if x.live == nil {
+		x.live = x.liveBuf[:0]
+	}
 	x.live = append(x.live, v)
 	if x.scan != nil {
 		x.scan.Add(v)
@@ -74,7 +78,7 @@ func (x *exchange) auditSafe(s string) string {
 	if s == "" {
 		return s
 	}
-	res := x.scanner().ScanText([]byte(s))
+	res := x.scanner().ScanString(s)
 	switch {
 	case res.Blocked:
 		return "[REDACTED]"
@@ -209,7 +213,7 @@ func (x *exchange) screenRequestHeaders() *rejection {
 			continue
 		}
 		for i, v := range vs {
-			res := x.scanner().ScanText([]byte(v))
+			res := x.scanner().ScanString(v)
 			x.note(whereRequestHeaders, res.Findings)
 			if res.Blocked {
 				return x.credentialInRequest(res.Findings)
@@ -267,7 +271,7 @@ func (x *exchange) screenEventField(line []byte) (bool, error) {
 // (an upstream that echoes its Authorization header must not leak it).
 func (x *exchange) screenHeaders(h http.Header) error {
 	for k, vs := range h {
-		if res := x.scanner().ScanText([]byte(k)); res.Changed || res.Blocked {
+		if res := x.scanner().ScanString(k); res.Changed || res.Blocked {
 			x.note(whereHeaders, res.Findings)
 			delete(h, k) // a credential in a header name
 			continue
@@ -285,7 +289,7 @@ func (x *exchange) screenHeaders(h http.Header) error {
 			continue
 		}
 		for i, v := range vs {
-			res := x.scanner().ScanText([]byte(v))
+			res := x.scanner().ScanString(v)
 			x.note(whereHeaders, res.Findings)
 			if res.Blocked {
 				return errWithheld

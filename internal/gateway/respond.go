@@ -19,134 +19,170 @@ import (
 // forward sends the checked request upstream, observes and filters the
 // response on its way back, and records the outcome.
 func (x *exchange) forward() {
-	g := x.rt.g
 	defer x.releaseSlots()
 	ctx, cancel := context.WithCancel(x.r.Context())
 	defer cancel()
-
-	var (
-		upStatus int
-		relayed  int64
-		copyErr  error
-		expiry   *time.Timer
-		filtered int
-		newSID   string
-		upTime   time.Duration          // until the upstream's response headers
-		untrack  = func() {}            // stops tracking the stream for revocation
-		ended    atomic.Pointer[string] // why mcpgate ended the stream
-	)
-	endWith := func(reason string) func() {
-		return func() {
-			ended.CompareAndSwap(nil, &reason)
-			cancel()
-		}
-	}
-	sent := g.now()
-	hooks := &upstream.Hooks{
-		Response: func(resp *http.Response) error {
-			upStatus, upTime = resp.StatusCode, g.now().Sub(sent)
-			if resp.StatusCode == http.StatusUnauthorized {
-				// The client's token is for the gateway, not the upstream:
-				// relaying the upstream's 401 (its challenge is stripped)
-				// would send the client to re-authorize for nothing.
-				return &upstream.Refusal{Err: errors.New("upstream answered 401 Unauthorized"),
-					Message: "the upstream MCP server refused the credential mcpgate presented for it; this is a gateway configuration problem, not your token's"}
-			}
-			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-				// A redirect would send the client, with its mcpgate token,
-				// wherever the upstream says.
-				return &upstream.Refusal{Err: fmt.Errorf("upstream answered %d", resp.StatusCode),
-					Message: "the upstream MCP server answered with a redirect, which mcpgate does not relay"}
-			}
-			// Screened before anything is learnt from them.
-			if err := x.screenHeaders(resp.Header); err != nil {
-				return err
-			}
-			sid, err := x.observeHeaders(resp)
-			newSID = sid
-			if err != nil {
-				return err
-			}
-			if ok := resp.StatusCode >= 200 && resp.StatusCode < 300; ok && x.inspectsResult() {
-				switch upstream.MediaType(resp.Header.Get("Content-Type")) {
-				case "application/json", "text/event-stream":
-				default:
-					return fmt.Errorf("the upstream answered %s with %q, which mcpgate cannot filter", x.call.Msg.Method, resp.Header.Get("Content-Type"))
-				}
-			}
-			if upstream.MediaType(resp.Header.Get("Content-Type")) == "text/event-stream" {
-				if !x.ident.Expiry.IsZero() {
-					// A stream ends when the token that opened it expires…
-					expiry = time.AfterFunc(x.ident.Expiry.Sub(g.now()), endWith("token_expired"))
-				}
-				// …or when it is revoked.
-				untrack = g.streamsOpen.add(revokeToken(x.ident), endWith("token_revoked"))
-				// A revocation made while the request was on its way
-				// upstream found nothing to end: check again now.
-				if _, revoked := g.revoked.Check(revokeToken(x.ident)); revoked {
-					endWith("token_revoked")()
-				}
-			}
-			return nil
-		},
-		Done: func(n int64, err error) { relayed, copyErr = n, err },
-	}
+	f := &x.fwd
+	*f = forwarding{x: x, cancel: cancel, sent: x.rt.g.now(),
+		isRequest: x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest}
 	if x.cred.Header != "" {
-		hooks.RequestHeader = http.Header{x.cred.Header: {x.cred.Value}}
+		f.header = http.Header{x.cred.Header: {x.cred.Value}}
 	}
-	isRequest := x.call != nil && x.call.Msg.Kind == jsonrpc.KindRequest
-	// Every JSON answer is checked to be the answer to this request
-	// (clients route answers by id, whatever stream or body they come in),
-	// transformed when the method needs it, and scanned for credentials,
-	// like every event and every other body on the way to the client.
-	hooks.JSON = func(body []byte) ([]byte, error) {
-		if !isRequest && len(body) == 0 {
-			return body, nil // the usual 202 to a notification or a response
-		}
-		if isRequest {
-			out, n, err := x.transform(body, newSID)
-			filtered += n
-			if err != nil {
-				return nil, err
-			}
-			body = out
-		}
-		return x.screenMessage(body)
-	}
-	hooks.Event = func(data []byte) ([]byte, error) {
-		out, n, err := x.observeEvent(data, newSID)
-		filtered += n
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case out == nil:
-			out = data
-		case len(out) == 0:
-			return out, nil // dropped
-		}
-		return x.screenMessage(out)
-	}
-	hooks.EventField = x.screenEventField
-	hooks.Raw = x.screenRaw
-
 	// The outcome is recorded in a deferred call: when a response fails
 	// after it started (client gone, token expired, upstream cut off), the
 	// reverse proxy panics with http.ErrAbortHandler to abort the client
 	// connection, and the record must still be written.
-	defer func() {
-		untrack()
-		if expiry != nil {
-			expiry.Stop()
-		}
-		why := "token_expired"
-		if p := ended.Load(); p != nil {
-			why = *p
-		}
-		x.recordOutcome(upStatus, upTime, relayed, filtered, copyErr, why)
-	}()
-	x.rt.proxy.Forward(x.w, x.r.WithContext(ctx), x.body, hooks)
+	defer f.finish()
+	x.rt.proxy.ForwardTo(ctx, x.w, x.r, x.body, f)
 }
+
+// forwarding is the state of one forwarded request, and the
+// upstream.Handler that observes its response. It lives in the exchange:
+// one allocation serves every hook.
+type forwarding struct {
+	x         *exchange
+	cancel    context.CancelFunc
+	header    http.Header // the credential the upstream receives
+	isRequest bool
+	sent      time.Time
+
+	upStatus int
+	upTime   time.Duration // until the upstream's response headers
+	relayed  int64
+	copyErr  error
+	filtered int
+	newSID   string
+	expiry   *time.Timer
+	untrack  func()                 // stops tracking the stream for revocation
+	ended    atomic.Pointer[string] // why mcpgate ended the stream
+}
+
+var _ upstream.Handler = (*forwarding)(nil)
+
+// endWith returns a function that ends the stream for reason.
+func (f *forwarding) endWith(reason string) func() {
+	return func() {
+		f.ended.CompareAndSwap(nil, &reason)
+		f.cancel()
+	}
+}
+
+// finish stops the stream's timers and tracking and records the outcome.
+func (f *forwarding) finish() {
+	if f.untrack != nil {
+		f.untrack()
+	}
+	if f.expiry != nil {
+		f.expiry.Stop()
+	}
+	why := "token_expired"
+	if p := f.ended.Load(); p != nil {
+		why = *p
+	}
+	f.x.recordOutcome(f.upStatus, f.upTime, f.relayed, f.filtered, f.copyErr, why)
+}
+
+// UpstreamHeader implements upstream.Handler.
+func (f *forwarding) UpstreamHeader() http.Header { return f.header }
+
+// Inspects implements upstream.Handler: every body is inspected.
+func (f *forwarding) Inspects() (json, event, raw bool) { return true, true, true }
+
+// OnResponse implements upstream.Handler: it checks the response headers
+// before anything reaches the client.
+func (f *forwarding) OnResponse(resp *http.Response) error {
+	x, g := f.x, f.x.rt.g
+	f.upStatus, f.upTime = resp.StatusCode, g.now().Sub(f.sent)
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The client's token is for the gateway, not the upstream:
+		// relaying the upstream's 401 (its challenge is stripped)
+		// would send the client to re-authorize for nothing.
+		return &upstream.Refusal{Err: errors.New("upstream answered 401 Unauthorized"),
+			Message: "the upstream MCP server refused the credential mcpgate presented for it; this is a gateway configuration problem, not your token's"}
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// A redirect would send the client, with its mcpgate token,
+		// wherever the upstream says.
+		return &upstream.Refusal{Err: fmt.Errorf("upstream answered %d", resp.StatusCode),
+			Message: "the upstream MCP server answered with a redirect, which mcpgate does not relay"}
+	}
+	// Screened before anything is learnt from them.
+	if err := x.screenHeaders(resp.Header); err != nil {
+		return err
+	}
+	sid, err := x.observeHeaders(resp)
+	f.newSID = sid
+	if err != nil {
+		return err
+	}
+	mt := upstream.MediaType(resp.Header.Get("Content-Type"))
+	if ok := resp.StatusCode >= 200 && resp.StatusCode < 300; ok && x.inspectsResult() {
+		switch mt {
+		case "application/json", "text/event-stream":
+		default:
+			return fmt.Errorf("the upstream answered %s with %q, which mcpgate cannot filter", x.call.Msg.Method, resp.Header.Get("Content-Type"))
+		}
+	}
+	if mt == "text/event-stream" {
+		if !x.ident.Expiry.IsZero() {
+			// A stream ends when the token that opened it expires…
+			f.expiry = time.AfterFunc(x.ident.Expiry.Sub(g.now()), f.endWith("token_expired"))
+		}
+		// …or when it is revoked.
+		f.untrack = g.streamsOpen.add(revokeToken(x.ident), f.endWith("token_revoked"))
+		// A revocation made while the request was on its way
+		// upstream found nothing to end: check again now.
+		if _, revoked := g.revoked.Check(revokeToken(x.ident)); revoked {
+			f.endWith("token_revoked")()
+		}
+	}
+	return nil
+}
+
+// OnJSON implements upstream.Handler. Every JSON answer is checked to be
+// the answer to this request (clients route answers by id, whatever
+// stream or body they come in), transformed when the method needs it, and
+// scanned for credentials, like every event and every other body on the
+// way to the client.
+func (f *forwarding) OnJSON(body []byte) ([]byte, error) {
+	if !f.isRequest && len(body) == 0 {
+		return body, nil // the usual 202 to a notification or a response
+	}
+	if f.isRequest {
+		out, n, err := f.x.transform(body, f.newSID)
+		f.filtered += n
+		if err != nil {
+			return nil, err
+		}
+		body = out
+	}
+	return f.x.screenMessage(body)
+}
+
+// OnEvent implements upstream.Handler.
+func (f *forwarding) OnEvent(data []byte) ([]byte, error) {
+	out, n, err := f.x.observeEvent(data, f.newSID)
+	f.filtered += n
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case out == nil:
+		out = data
+	case len(out) == 0:
+		return out, nil // dropped
+	}
+	return f.x.screenMessage(out)
+}
+
+// OnEventField implements upstream.Handler.
+func (f *forwarding) OnEventField(line []byte) (bool, error) { return f.x.screenEventField(line) }
+
+// OnRaw implements upstream.Handler.
+func (f *forwarding) OnRaw(body []byte) ([]byte, error) { return f.x.screenRaw(body) }
+
+// OnDone implements upstream.Handler.
+func (f *forwarding) OnDone(n int64, err error) { f.relayed, f.copyErr = n, err }
 
 // recordOutcome writes the outcome record of a forwarded request.
 func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int64, filtered int, copyErr error, ended string) {
@@ -176,7 +212,7 @@ func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int
 	} else {
 		x.countRequest(audit.Allow)
 	}
-	if err := g.writeAudit(context.WithoutCancel(x.r.Context()), ev); err != nil {
+	if err := g.writeAudit(context.Background(), ev); err != nil { // recorded even when the client is gone
 		g.log.LogAttrs(x.r.Context(), slog.LevelError, "audit write failed for an outcome",
 			slog.String("request_id", x.id), slog.String("error", err.Error()))
 	}

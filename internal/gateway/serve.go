@@ -42,15 +42,24 @@ type exchange struct {
 	version   string          // protocol version in effect ("" while initializing)
 	decision  policy.Decision
 
-	token    string                // the client's bearer token: never forwarded, never logged
-	live     []string              // credentials that must not reach the client (token, attached credential)
-	cred     credential.Credential // what the upstream receives
-	findings map[findingKey]int    // credentials detected on the way in and out
-	screened bool                  // the request passed the credential scan (its names are clean)
-	scan     *redact.Live          // the credential scanner, its live credentials prepared
+	token     string                // the client's bearer token: never forwarded, never logged
+	live      []string              // credentials that must not reach the client (token, attached credential)
+	cred      credential.Credential // what the upstream receives
+	findings  map[findingKey]int    // credentials detected on the way in and out
+	screened  bool                  // the request passed the credential scan (its names are clean)
+	scan      *redact.Live          // the credential scanner, its live credentials prepared
+	scanState redact.Live           // what scan points to once prepared
 
 	ip   netip.Addr   // client IP (rate limiting, audit)
 	base *audit.Event // the fields every record of this exchange shares, once known
+	// The exchange's records, held here so that writing them costs no
+	// allocation of their own: the base, the decision and the outcome.
+	// Other records (alerts) are allocated.
+	evBase, evDecision, evOutcome audit.Event
+	liveBuf                       [2]string // live's first entries
+	pkey                          string    // principalKey(ident), once computed
+
+	fwd forwarding // the forwarded request's state
 
 	reservation *session.Reservation // initialize: the session slot held
 	release     func()               // long-lived stream: the slot held
@@ -492,15 +501,28 @@ func (x *exchange) recordDecision() *rejection {
 // records (decision, outcome) only after they are all known.
 func (x *exchange) event(kind audit.Kind) *audit.Event {
 	if x.base == nil {
-		x.base = x.baseEvent()
+		x.base = &x.evBase
+		x.baseEvent(x.base)
 	}
-	ev := *x.base
+	// A sink is done with a record when Write returns, but a decision
+	// and an outcome of one exchange are distinct records: each has its
+	// own slot; anything else is allocated.
+	var ev *audit.Event
+	switch {
+	case kind == audit.KindDecision && x.evDecision.Kind == "":
+		ev = &x.evDecision
+	case kind == audit.KindOutcome && x.evOutcome.Kind == "":
+		ev = &x.evOutcome
+	default:
+		ev = new(audit.Event)
+	}
+	*ev = *x.base
 	ev.Time, ev.Kind = x.rt.g.now().UTC(), kind
-	return &ev
+	return ev
 }
 
-func (x *exchange) baseEvent() *audit.Event {
-	ev := &audit.Event{
+func (x *exchange) baseEvent(ev *audit.Event) {
+	*ev = audit.Event{
 		RequestID: x.id, Route: x.rt.name, Upstream: x.rt.upstream,
 		HTTPMethod: x.r.Method, ProtocolVersion: x.version,
 	}
@@ -535,13 +557,14 @@ func (x *exchange) baseEvent() *audit.Event {
 		ev.Tool, ev.Prompt, ev.Resource, ev.RPCID = capField(ev.Tool), capField(ev.Prompt), capField(ev.Resource), capField(ev.RPCID)
 		if c.RawArguments != nil {
 			sum := sha256.Sum256(c.RawArguments)
-			ev.ArgsDigest = hex.EncodeToString(sum[:])
+			var digest [2 * sha256.Size]byte
+			hex.Encode(digest[:], sum[:])
+			ev.ArgsDigest = string(digest[:])
 			if x.rt.g.capture != nil {
 				ev.Arguments = x.capturedArguments(c.RawArguments)
 			}
 		}
 	}
-	return ev
 }
 
 // maxAuditField bounds a client-supplied name in an audit record; a longer

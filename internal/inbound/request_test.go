@@ -120,6 +120,11 @@ func TestReadBody(t *testing.T) {
 		{"read error after data", "application/json",
 			io.MultiReader(strings.NewReader(`{"a":`), iotest.ErrReader(io.ErrUnexpectedEOF)), -1,
 			http.StatusBadRequest, "body_read"},
+		{"declared length, body cut short", "application/json", strings.NewReader(`{"a":`), 9,
+			http.StatusBadRequest, "body_read"},
+		{"declared length, read error", "application/json", iotest.ErrReader(errors.New("connection reset")), 2,
+			http.StatusBadRequest, "body_read"},
+		{"declared length, one byte at a time", "application/json", iotest.OneByteReader(strings.NewReader(full)), limit, 0, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/mcp", tt.body)

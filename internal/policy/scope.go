@@ -98,6 +98,21 @@ func NewHierarchy(implies map[string][]string) (*Hierarchy, error) {
 // Expand returns the grant for a token's scopes: the scopes themselves plus
 // everything they imply. Call it once per request. Empty strings are ignored.
 func (h *Hierarchy) Expand(granted []string) Grant {
+	if isSortedSet(granted) {
+		// Already sorted and unique (as authn hands them over): shared,
+		// not copied; neither side changes it.
+		g := slices.Clip(granted)
+		implied := false
+		for _, s := range g {
+			if h != nil && len(h.closure[s]) > 0 {
+				implied = true
+				break
+			}
+		}
+		if !implied {
+			return Grant{granted: g, expanded: g}
+		}
+	}
 	g := make([]string, 0, len(granted))
 	n := len(granted)
 	for _, s := range granted {
@@ -121,6 +136,16 @@ func (h *Hierarchy) Expand(granted []string) Grant {
 	}
 	slices.Sort(x)
 	return Grant{granted: g, expanded: slices.Compact(x)}
+}
+
+// isSortedSet reports whether scopes are sorted, unique and non-empty.
+func isSortedSet(scopes []string) bool {
+	for i, s := range scopes {
+		if s == "" || (i > 0 && scopes[i-1] >= s) {
+			return false
+		}
+	}
+	return true
 }
 
 // Grant is a token's scopes expanded through a [Hierarchy]. The zero value

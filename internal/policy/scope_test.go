@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -184,6 +185,39 @@ func TestQuote(t *testing.T) {
 	} {
 		if got := quote(tt.in); got != tt.want {
 			t.Errorf("quote(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestExpandSortedInput: scopes already sorted and unique (as authn hands
+// them over) take a path that shares the slice; its grant equals that of
+// the same scopes in any order, with or without implied scopes, and the
+// input is never modified.
+func TestExpandSortedInput(t *testing.T) {
+	h, err := NewHierarchy(map[string][]string{"docs:write": {"docs:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sorted := range [][]string{
+		{"docs:read", "mail:read"},       // nothing implied
+		{"docs:write", "mail:read"},      // docs:read implied
+		{"a"},                            // one scope
+		{},                               // none
+		{"docs:read", "docs:read"},       // duplicate: not a set
+		{"", "docs:read"},                // empty string: ignored
+		{"mail:read", "docs:read"},       // unsorted
+		{"docs:read", "docs:write", "z"}, // implied already granted
+	} {
+		in := slices.Clone(sorted)
+		got := h.Expand(in)
+		shuffled := slices.Clone(sorted)
+		slices.Reverse(shuffled)
+		want := h.Expand(shuffled)
+		if !slices.Equal(got.granted, want.granted) || !slices.Equal(got.expanded, want.expanded) {
+			t.Errorf("Expand(%q) = %q/%q, in another order %q/%q", sorted, got.granted, got.expanded, want.granted, want.expanded)
+		}
+		if !slices.Equal(in, sorted) {
+			t.Errorf("Expand modified its input: %q", in)
 		}
 	}
 }

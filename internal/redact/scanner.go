@@ -183,15 +183,35 @@ func (s *Scanner) ScanText(b []byte, live []string) Result {
 type Live struct {
 	s       *Scanner
 	needles []needle
+	sc      scan   // reused by every scan: a clean scan allocates nothing
+	counts  []int  // per detector, zeroed for every scan
+	buf     []byte // ScanString's copy of its input
+	small   [256]byte
+	nbuf    [2]needle
 }
 
 // Prepare returns s with the live credentials prepared.
 func (s *Scanner) Prepare(live []string) *Live {
-	l := &Live{s: s}
+	l := &Live{}
+	l.Init(s, live)
+	return l
+}
+
+// Init readies l, the zero Live or one used before, for scans by s with
+// the live credentials prepared: a Live embedded in a longer-lived value
+// costs no allocation of its own.
+func (l *Live) Init(s *Scanner, live []string) {
+	needles := l.needles[:0]
+	if needles == nil {
+		needles = l.nbuf[:0] // a token and an attached credential, usually
+	}
+	*l = Live{s: s, needles: needles, counts: l.counts}
+	if len(l.counts) != len(s.dets) {
+		l.counts = nil
+	}
 	for _, v := range live {
 		l.Add(v)
 	}
-	return l
 }
 
 // Add adds a live credential (ignored when shorter than MinLiveLen).
@@ -205,10 +225,24 @@ func (l *Live) ScanText(b []byte) Result {
 	if int64(len(b)) > s.max {
 		return Result{Blocked: true, Reason: ReasonTooLarge}
 	}
-	sc := &scan{s: s, live: l.needles}
-	counts := make([]int, len(s.dets))
+	sc, counts := l.begin()
 	out, changed := sc.text(b, nil, 0, counts)
 	return sc.finish(out, changed, counts)
+}
+
+// ScanString is ScanText of s. Result.Out is set only when Changed (a new
+// slice); s is scanned from a buffer l reuses, so a clean scan allocates
+// nothing.
+func (l *Live) ScanString(s string) Result {
+	if l.buf == nil {
+		l.buf = l.small[:0]
+	}
+	l.buf = append(l.buf[:0], s...)
+	r := l.ScanText(l.buf)
+	if !r.Changed {
+		r.Out = nil
+	}
+	return r
 }
 
 // ScanJSON scans one JSON value (a JSON-RPC message, tool arguments or a
@@ -229,14 +263,23 @@ func (l *Live) ScanJSON(msg []byte) (Result, error) {
 	if int64(len(msg)) > s.max {
 		return Result{Blocked: true, Reason: ReasonTooLarge}, nil
 	}
-	sc := &scan{s: s, live: l.needles}
-	counts := make([]int, len(s.dets))
+	sc, counts := l.begin()
 	w := walker{sc: sc, in: msg, counts: counts}
 	if err := w.run(); err != nil {
 		return Result{}, fmt.Errorf("redact: %w", err)
 	}
 	out, changed := w.output()
 	return sc.finish(out, changed, counts), nil
+}
+
+// begin readies l's scan state for one scan.
+func (l *Live) begin() (*scan, []int) {
+	l.sc.s, l.sc.live = l.s, l.needles
+	if l.counts == nil {
+		l.counts = make([]int, len(l.s.dets))
+	}
+	clear(l.counts)
+	return &l.sc, l.counts
 }
 
 // scan is the state of one ScanJSON or ScanText call.
@@ -252,7 +295,8 @@ func (s *Scanner) appendNeedles(ns []needle, v string) []needle {
 	if len(v) < MinLiveLen {
 		return ns
 	}
-	forms := []string{v}
+	var formsBuf [6]string
+	forms := append(formsBuf[:0], v)
 	for i := 0; i < len(v); i++ {
 		if v[i] >= 0x80 || !isUnreserved(v[i]) {
 			esc := string(appendJSONEscaped(nil, []byte(v)))

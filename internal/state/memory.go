@@ -57,23 +57,29 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	return &Memory{cfg: cfg, hists: map[Key]*History{}, counters: map[Key]*counterRec{}}
 }
 
+// stripeSet is a set of the 64 stripes, one bit each: taken in
+// ascending order, released in descending order.
+type stripeSet uint64
+
 // lock takes the stripes of keys in a fixed order (no deadlock between
-// Updates with overlapping keys) and returns the unlock function.
-func (m *Memory) lock(keys ...Key) func() {
-	idx := make([]int, 0, len(keys))
+// Updates with overlapping keys) and returns them for unlock.
+func (m *Memory) lock(keys ...Key) stripeSet {
+	var s stripeSet
 	for _, k := range keys {
-		i := int(k[0]) % len(m.stripes)
-		if !slices.Contains(idx, i) {
-			idx = append(idx, i)
+		s |= 1 << (uint(k[0]) % uint(len(m.stripes)))
+	}
+	for i := range m.stripes {
+		if s&(1<<i) != 0 {
+			m.stripes[i].Lock()
 		}
 	}
-	slices.Sort(idx)
-	for _, i := range idx {
-		m.stripes[i].Lock()
-	}
-	return func() {
-		for j := len(idx) - 1; j >= 0; j-- {
-			m.stripes[idx[j]].Unlock()
+	return s
+}
+
+func (m *Memory) unlock(s stripeSet) {
+	for i := len(m.stripes) - 1; i >= 0; i-- {
+		if s&(1<<i) != 0 {
+			m.stripes[i].Unlock()
 		}
 	}
 }
@@ -82,8 +88,7 @@ func (m *Memory) lock(keys ...Key) func() {
 // under the keys' locks: no copy, whatever the history's length.
 func (m *Memory) Update(_ context.Context, h Key, c []Key, fn func(*History, []*Counter) error) error {
 	var keys [8]Key
-	unlock := m.lock(append(append(keys[:0], h), c...)...)
-	defer unlock()
+	defer m.unlock(m.lock(append(append(keys[:0], h), c...)...))
 	now := m.cfg.Now()
 
 	m.mu.Lock()
@@ -94,7 +99,8 @@ func (m *Memory) Update(_ context.Context, h Key, c []Key, fn func(*History, []*
 	}
 	var cbuf [4]*Counter
 	counters := cbuf[:0]
-	recs := make([]*counterRec, len(c))
+	var rbuf [4]*counterRec
+	recs := append(rbuf[:0], make([]*counterRec, len(c))...)
 	for i, k := range c {
 		r := m.counters[k]
 		if r == nil || now.Sub(r.seen) > m.cfg.IdleTimeout {
@@ -126,8 +132,7 @@ func (m *Memory) AddTaint(_ context.Context, h Key, labels []string) error {
 	if len(labels) == 0 {
 		return nil
 	}
-	unlock := m.lock(h)
-	defer unlock()
+	defer m.unlock(m.lock(h))
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // newBody returns a request body over bytes the gateway owns. The transport
@@ -30,29 +31,68 @@ var errResponseTooLarge = errors.New("upstream response too large to inspect")
 // or any other bounded body).
 func transformJSON(resp *http.Response, f func([]byte) ([]byte, error), limit int64) error {
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	b, err := readBounded(resp.Body, resp.ContentLength, limit)
 	if err != nil {
-		return fmt.Errorf("read upstream response: %w", err)
-	}
-	if int64(len(b)) > limit {
-		return errResponseTooLarge
+		return err
 	}
 	out, err := f(b)
 	if err != nil {
 		return err
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.Body = &bytesBody{Reader: bytes.NewReader(out)}
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	return nil
 }
 
+// readBounded reads a whole body of at most limit bytes; size is its
+// declared length (-1 when unknown), read in one allocation when known.
+func readBounded(r io.Reader, size, limit int64) ([]byte, error) {
+	if size > limit {
+		return nil, errResponseTooLarge
+	}
+	if size < 0 || size > maxPrealloc {
+		// Unknown, or too large to trust the declaration with memory
+		// before the bytes arrive: grow as they come.
+		b, err := io.ReadAll(io.LimitReader(r, limit+1))
+		if err != nil {
+			return nil, fmt.Errorf("read upstream response: %w", err)
+		}
+		if int64(len(b)) > limit {
+			return nil, errResponseTooLarge
+		}
+		return b, nil
+	}
+	// One byte more than declared, so that the end of the body is seen.
+	b := make([]byte, size+1)
+	n, err := io.ReadFull(r, b)
+	switch {
+	case int64(n) == size && (err == io.ErrUnexpectedEOF || err == io.EOF):
+		return b[:n], nil
+	case err == nil:
+		return nil, fmt.Errorf("read upstream response: body longer than its Content-Length %d", size)
+	default:
+		return nil, fmt.Errorf("read upstream response: %w", err)
+	}
+}
+
+// maxPrealloc bounds the buffer readBounded allocates from a declared
+// Content-Length.
+const maxPrealloc = 64 << 10
+
+// bytesBody is a response body held in memory.
+type bytesBody struct{ *bytes.Reader }
+
+func (bytesBody) Close() error { return nil }
+
 // doneBody reports the relayed byte count and the terminal error once.
+// Like noTrailers, it drops the response's trailers once the body is read.
 type doneBody struct {
 	io.ReadCloser
-	done func(int64, error)
+	h    Handler
+	resp *http.Response
 	n    int64
-	once sync.Once
+	once atomic.Bool
 }
 
 func (d *doneBody) Read(p []byte) (int, error) {
@@ -71,25 +111,34 @@ func (d *doneBody) Close() error {
 }
 
 func (d *doneBody) finish(err error) {
-	d.once.Do(func() {
-		if errors.Is(err, io.EOF) {
-			err = nil
-		}
-		if d.done != nil {
-			d.done(d.n, err)
-		}
-	})
+	d.resp.Trailer = nil
+	if !d.once.CompareAndSwap(false, true) {
+		return
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	d.h.OnDone(d.n, err)
 }
 
 // bufferPool recycles the 32 KiB copy buffers of the reverse proxy.
 type bufferPool struct{ p *sync.Pool }
 
+const copyBufferSize = 32 << 10
+
 func newBufferPool() bufferPool {
-	return bufferPool{&sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return bufferPool{&sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (b bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b bufferPool) Put(s []byte) { b.p.Put(&s) }
+func (b bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+// Put takes back a buffer from Get; the conversion to an array pointer
+// stores it without allocating.
+func (b bufferPool) Put(s []byte) {
+	if len(s) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(s))
+	}
+}
 
 // noTrailers drops the trailers of a response once its body is read: the
 // transport fills resp.Trailer at the end of the body, and the reverse

@@ -102,6 +102,71 @@ type Hooks struct {
 	RequestHeader http.Header
 }
 
+// Handler receives what Forward learns of one exchange. [Hooks] is the
+// implementation with function fields; a caller that keeps its
+// per-request state in one value can implement Handler on it and spare a
+// closure per hook.
+type Handler interface {
+	// UpstreamHeader returns the headers set on the upstream request after
+	// the allow-list copy (Hooks.RequestHeader); nil for none.
+	UpstreamHeader() http.Header
+	// Inspects reports which bodies are handed to OnJSON, OnEvent (with
+	// OnEventField) and OnRaw; a body of a kind not inspected is relayed
+	// as it comes.
+	Inspects() (json, event, raw bool)
+	// OnResponse, OnJSON, OnEvent, OnEventField, OnRaw and OnDone are the
+	// hooks Response, JSON, Event, EventField, Raw and Done of Hooks.
+	OnResponse(resp *http.Response) error
+	OnJSON(body []byte) ([]byte, error)
+	OnEvent(data []byte) ([]byte, error)
+	OnEventField(line []byte) (bool, error)
+	OnRaw(body []byte) ([]byte, error)
+	OnDone(n int64, err error)
+}
+
+var _ Handler = (*Hooks)(nil)
+
+// UpstreamHeader implements Handler.
+func (h *Hooks) UpstreamHeader() http.Header { return h.RequestHeader }
+
+// Inspects implements Handler: a kind of body is inspected when its hook
+// is set.
+func (h *Hooks) Inspects() (json, event, raw bool) {
+	return h.JSON != nil, h.Event != nil, h.Raw != nil
+}
+
+// OnResponse implements Handler.
+func (h *Hooks) OnResponse(resp *http.Response) error {
+	if h.Response == nil {
+		return nil
+	}
+	return h.Response(resp)
+}
+
+// OnJSON implements Handler.
+func (h *Hooks) OnJSON(body []byte) ([]byte, error) { return h.JSON(body) }
+
+// OnEvent implements Handler.
+func (h *Hooks) OnEvent(data []byte) ([]byte, error) { return h.Event(data) }
+
+// OnEventField implements Handler: without EventField every line is kept.
+func (h *Hooks) OnEventField(line []byte) (bool, error) {
+	if h.EventField == nil {
+		return true, nil
+	}
+	return h.EventField(line)
+}
+
+// OnRaw implements Handler.
+func (h *Hooks) OnRaw(body []byte) ([]byte, error) { return h.Raw(body) }
+
+// OnDone implements Handler.
+func (h *Hooks) OnDone(n int64, err error) {
+	if h.Done != nil {
+		h.Done(n, err)
+	}
+}
+
 // Error is a failure to obtain an upstream response.
 type Error struct {
 	Status int   // 502 or 504
@@ -202,10 +267,21 @@ type hooksKey struct{}
 // relays the response to w. It returns once the response has been relayed
 // or the client went away.
 func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, body []byte, h *Hooks) {
-	out := r.WithContext(context.WithValue(r.Context(), hooksKey{}, h))
+	if h == nil {
+		h = &Hooks{}
+	}
+	p.ForwardTo(r.Context(), w, r, body, h)
+}
+
+// ForwardTo is Forward with a Handler, the upstream request made under
+// ctx (r's context or one derived from it).
+func (p *Proxy) ForwardTo(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, h Handler) {
+	out := r.WithContext(context.WithValue(ctx, hooksKey{}, h))
 	out.Body, out.ContentLength, out.GetBody = newBody(body)
 	out.TransferEncoding = nil
-	p.rp.ServeHTTP(&finalOnly{ResponseWriter: w, saved: w.Header().Clone()}, out)
+	f := &finalOnly{ResponseWriter: w}
+	f.save(w.Header())
+	p.rp.ServeHTTP(f, out)
 }
 
 // finalOnly keeps informational (1xx) responses from the client. The
@@ -215,8 +291,24 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, body []byte, h *
 // (request id, CORS) are restored for the final response.
 type finalOnly struct {
 	http.ResponseWriter
-	saved http.Header
+	saved []savedHeader // the gateway's headers, shared slices: they are only read
+	buf   [8]savedHeader
 	wrote bool
+}
+
+type savedHeader struct {
+	name   string
+	values []string
+}
+
+// save remembers h's entries without copying their values: the reverse
+// proxy clears the map after a 1xx response but never writes into the
+// value slices the gateway set.
+func (f *finalOnly) save(h http.Header) {
+	f.saved = f.buf[:0]
+	for k, vs := range h {
+		f.saved = append(f.saved, savedHeader{k, vs})
+	}
 }
 
 func (f *finalOnly) WriteHeader(code int) {
@@ -238,9 +330,9 @@ func (f *finalOnly) restore() {
 	}
 	f.wrote = true
 	h := f.ResponseWriter.Header()
-	for k, vs := range f.saved {
-		if _, ok := h[k]; !ok {
-			h[k] = vs
+	for _, sv := range f.saved {
+		if _, ok := h[sv.name]; !ok {
+			h[sv.name] = sv.values
 		}
 	}
 }
@@ -263,8 +355,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if _, ok := out["User-Agent"]; !ok {
 		out["User-Agent"] = []string{""}
 	}
-	if h, _ := pr.In.Context().Value(hooksKey{}).(*Hooks); h != nil {
-		for k, vs := range h.RequestHeader {
+	if h, _ := pr.In.Context().Value(hooksKey{}).(Handler); h != nil {
+		for k, vs := range h.UpstreamHeader() {
 			out[http.CanonicalHeaderKey(k)] = vs
 		}
 	}
@@ -275,17 +367,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	resp.Header.Del("Set-Cookie")
 	resp.Header.Del("Set-Cookie2")
 	resp.Header.Del("WWW-Authenticate")
-	h, _ := resp.Request.Context().Value(hooksKey{}).(*Hooks)
+	h, _ := resp.Request.Context().Value(hooksKey{}).(Handler)
 	if h == nil {
 		return nil
 	}
-	if h.Response != nil {
-		if err := h.Response(resp); err != nil {
-			return err
-		}
+	if err := h.OnResponse(resp); err != nil {
+		return err
 	}
 	ct := MediaType(resp.Header.Get("Content-Type"))
-	inspected := h.JSON != nil || h.Event != nil || h.Raw != nil
+	inspectJSON, inspectEvent, inspectRaw := h.Inspects()
+	inspected := inspectJSON || inspectEvent || inspectRaw
 	if ce := resp.Header.Get("Content-Encoding"); inspected && ce != "" && !strings.EqualFold(ce, "identity") {
 		// The transport asks for identity (no Accept-Encoding); a body
 		// encoded anyway cannot be inspected, so it is not relayed.
@@ -295,7 +386,6 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	// Trailers are never relayed: they would reach the client after the
 	// body was inspected, uninspected themselves.
 	resp.Trailer = nil
-	defer func() { resp.Body = &noTrailers{ReadCloser: resp.Body, resp: resp} }()
 	switch {
 	case ct == "text/event-stream":
 		resp.Header.Del("Content-Length")
@@ -303,30 +393,35 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if resp.Header.Get("X-Accel-Buffering") == "" {
 			resp.Header.Set("X-Accel-Buffering", "no")
 		}
-		resp.Body = newEventStream(resp.Body, h.Event, h.EventField, p.maxResp, h.Done)
-	case ct == "application/json" && h.JSON != nil:
-		if err := transformJSON(resp, h.JSON, p.maxResp); err != nil {
+		if inspectEvent {
+			resp.Body = newEventStream(resp.Body, h.OnEvent, h.OnEventField, p.maxResp, h.OnDone)
+		} else {
+			resp.Body = newEventStream(resp.Body, nil, nil, p.maxResp, h.OnDone)
+		}
+		resp.Body = &noTrailers{ReadCloser: resp.Body, resp: resp}
+	case ct == "application/json" && inspectJSON:
+		if err := transformJSON(resp, h.OnJSON, p.maxResp); err != nil {
 			return err
 		}
-		resp.Body = &doneBody{ReadCloser: resp.Body, done: h.Done}
-	case ct != "application/json" && h.Raw != nil:
-		if err := transformJSON(resp, h.Raw, p.maxResp); err != nil {
+		resp.Body = &doneBody{ReadCloser: resp.Body, h: h, resp: resp}
+	case ct != "application/json" && inspectRaw:
+		if err := transformJSON(resp, h.OnRaw, p.maxResp); err != nil {
 			return err
 		}
-		resp.Body = &doneBody{ReadCloser: resp.Body, done: h.Done}
+		resp.Body = &doneBody{ReadCloser: resp.Body, h: h, resp: resp}
 	default:
-		resp.Body = &doneBody{ReadCloser: resp.Body, done: h.Done}
+		resp.Body = &doneBody{ReadCloser: resp.Body, h: h, resp: resp}
 	}
 	return nil
 }
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	h, _ := r.Context().Value(hooksKey{}).(*Hooks)
+	h, _ := r.Context().Value(hooksKey{}).(Handler)
 	if r.Context().Err() != nil {
 		// The client went away (or the stream was cut, e.g. at token
 		// expiry); there is nobody to answer.
-		if h != nil && h.Done != nil {
-			h.Done(0, r.Context().Err())
+		if h != nil {
+			h.OnDone(0, r.Context().Err())
 		}
 		return
 	}
@@ -337,8 +432,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	p.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
 		slog.String("upstream", p.target.Host), slog.Int("status", status), slog.String("error", err.Error()))
-	if h != nil && h.Done != nil {
-		h.Done(0, &Error{Status: status, Err: err})
+	if h != nil {
+		h.OnDone(0, &Error{Status: status, Err: err})
 	}
 	var refused *Refusal
 	if errors.As(err, &refused) {
