@@ -2,6 +2,7 @@ package redact
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,52 @@ func TestLiveCleanScanAllocs(t *testing.T) {
 	l.ScanString("warm-up")
 	if n := testing.AllocsPerRun(100, func() { l.ScanString("application/json, text/event-stream") }); n != 0 {
 		t.Fatalf("clean ScanString: %v allocations", n)
+	}
+}
+
+// TestScanStringCleanCache: a text found clean once is not rescanned by
+// the detectors, but a live credential of a later exchange inside it is
+// still found; texts with findings are never remembered as clean.
+func TestScanStringCleanCache(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	tok := randTok(r, alnumChars, 32)
+	value := "trace " + tok
+	var first Live
+	first.Init(s, []string{randTok(r, alnumChars, 32)})
+	if res := first.ScanString(value); res.Changed || len(res.Findings) != 0 {
+		t.Fatalf("first scan: %+v", res)
+	}
+	if !s.clean.has(value) {
+		t.Fatal("a clean value was not remembered")
+	}
+	var second Live
+	second.Init(s, []string{tok}) // the same bytes are now a live credential
+	res := second.ScanString(value)
+	if !res.Changed || strings.Contains(string(res.Out), tok) {
+		t.Fatalf("the live credential inside a remembered value was missed: %+v", res)
+	}
+	for _, f := range fixtures(r) {
+		if len(f.text) > maxCleanLen {
+			continue
+		}
+		first.ScanString(f.text)
+		if s.clean.has(f.text) {
+			t.Fatalf("a text with a %s credential was remembered as clean", f.det)
+		}
+	}
+	// Bounded: long texts are never kept, and the set stops growing.
+	first.ScanString(strings.Repeat("q", maxCleanLen+1))
+	if s.clean.has(strings.Repeat("q", maxCleanLen+1)) {
+		t.Fatal("a long text was remembered")
+	}
+	for i := range maxCleanEntries + 10 {
+		first.ScanString("value-" + strconv.Itoa(i))
+	}
+	if n := s.clean.n.Load(); n > maxCleanEntries {
+		t.Fatalf("%d entries, bound %d", n, maxCleanEntries)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Reasons a Result is blocked.
@@ -85,6 +87,36 @@ type Scanner struct {
 	gcp        int  // index of gcp_service_account in dets
 	max        int64
 	rank       *[256]uint8 // see byteRanks
+	clean      *cleanSet   // short texts no detector matches (ScanString)
+}
+
+// cleanSet remembers short texts in which no detector found anything:
+// header values such as "application/json" repeat on every request, and
+// a detector's answer for a text never changes. Live credentials, which
+// do change, are still searched for every time. The set is bounded: once
+// full, nothing more is added.
+type cleanSet struct {
+	m sync.Map // string → struct{}
+	n atomic.Int64
+}
+
+const (
+	maxCleanEntries = 4096
+	maxCleanLen     = 256
+)
+
+func (c *cleanSet) has(s string) bool {
+	_, ok := c.m.Load(s)
+	return ok
+}
+
+func (c *cleanSet) add(s string) {
+	if len(s) > maxCleanLen || c.n.Load() >= maxCleanEntries {
+		return
+	}
+	if _, loaded := c.m.LoadOrStore(strings.Clone(s), struct{}{}); !loaded {
+		c.n.Add(1)
+	}
 }
 
 const liveDet = 0
@@ -94,7 +126,7 @@ func New(c Config) (*Scanner, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Scanner{max: c.MaxScanBytes, rank: byteRanks()}
+	s := &Scanner{max: c.MaxScanBytes, rank: byteRanks(), clean: &cleanSet{}}
 	if s.max == 0 {
 		s.max = DefaultMaxScanBytes
 	}
@@ -238,9 +270,20 @@ func (l *Live) ScanString(s string) Result {
 		l.buf = l.small[:0]
 	}
 	l.buf = append(l.buf[:0], s...)
+	if l.s.clean.has(s) {
+		// No detector matches s: only the live credentials are left to
+		// look for.
+		sc, _ := l.begin()
+		if !sc.containsLive(l.buf) {
+			return Result{}
+		}
+	}
 	r := l.ScanText(l.buf)
 	if !r.Changed {
 		r.Out = nil
+	}
+	if !r.Changed && !r.Blocked && len(r.Findings) == 0 {
+		l.s.clean.add(s)
 	}
 	return r
 }
