@@ -121,10 +121,11 @@ func (d *doneBody) finish(err error) {
 	d.h.OnDone(d.n, err)
 }
 
-// bufferPool recycles the 32 KiB copy buffers of the reverse proxy.
+// bufferPool recycles the copy buffers of the reverse proxy: 8 KiB, as a
+// long-lived event stream holds one for its whole life.
 type bufferPool struct{ p *sync.Pool }
 
-const copyBufferSize = 32 << 10
+const copyBufferSize = 8 << 10
 
 func newBufferPool() bufferPool {
 	return bufferPool{&sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}

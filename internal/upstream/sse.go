@@ -44,7 +44,7 @@ func newEventStream(src io.ReadCloser, f func([]byte) ([]byte, error), field fun
 	if f == nil {
 		field = nil // no transform: a pure pass-through
 	}
-	return &eventStream{src: src, br: bufio.NewReaderSize(src, 16<<10), f: f, field: field, max: max, done: done}
+	return &eventStream{src: src, br: bufio.NewReaderSize(src, 4<<10), f: f, field: field, max: max, done: done}
 }
 
 func (s *eventStream) Read(p []byte) (int, error) {
