@@ -101,27 +101,29 @@ func historyIndexFunction(name string, last, label bool) cel.EnvOption {
 			if !ok || !ok2 {
 				return types.NewErr("%s: unexpected arguments", name)
 			}
-			entries := o.ctx.historyView()
-			match := func(e *state.Entry) bool {
-				if label {
-					return slices.Contains(e.Labels, string(want))
+			return types.Int(o.ctx.index(string(want), last, label, func() int {
+				entries := o.ctx.historyView()
+				match := func(e *state.Entry) bool {
+					if label {
+						return slices.Contains(e.Labels, string(want))
+					}
+					return e.Tool == string(want)
 				}
-				return e.Tool == string(want)
-			}
-			if last {
-				for i := len(entries) - 1; i >= 0; i-- {
-					if match(&entries[i]) {
-						return types.Int(i)
+				if last {
+					for i := len(entries) - 1; i >= 0; i-- {
+						if match(&entries[i]) {
+							return i
+						}
+					}
+				} else {
+					for i := range entries {
+						if match(&entries[i]) {
+							return i
+						}
 					}
 				}
-			} else {
-				for i := range entries {
-					if match(&entries[i]) {
-						return types.Int(i)
-					}
-				}
-			}
-			return types.Int(-1)
+				return -1
+			}))
 		})))
 }
 

@@ -231,3 +231,32 @@ func TestCELErrText(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryIndexAnsweredPerDecision: the history index functions are
+// answered once per decision and question, shared by every rule of it,
+// and never carried into the next decision (whose history differs) nor
+// confused between firstCall/lastCall/…Labelled of the same argument.
+func TestHistoryIndexAnsweredPerDecision(t *testing.T) {
+	s, st, clk := newSeq(t, SequenceConfig{Rules: []RuleConfig{
+		// Both rules ask the same question; the second also asks others.
+		{ID: "a", When: `call.tool == "send" && session.lastCall("read") >= 0 && session.lastCall("read") < session.lastCall("fetch")`},
+		{ID: "b", When: `call.tool == "send" && session.lastCall("read") == 5 && session.firstCall("read") == 5`},
+		{ID: "c", When: `call.tool == "send" && session.lastLabelled("read") >= 0`},
+	}})
+	ctx := context.Background()
+	step := func(tool string, want Outcome, rule string) {
+		t.Helper()
+		clk.Advance(time.Second)
+		d, err := s.Decide(ctx, st, alice("r", tool))
+		if err != nil || d.Outcome != want || d.RuleID != rule {
+			t.Fatalf("%s: %+v %v, want %v %q", tool, d, err, want, rule)
+		}
+	}
+	step("send", Allow, "") // no read yet: lastCall = -1
+	step("read", Allow, "")
+	step("send", Allow, "") // read at 1, no fetch
+	step("fetch", Allow, "")
+	step("send", Deny, "seq:a") // read (1) before fetch (3): the answer changed with the history
+	step("read", Allow, "")     // index 5
+	step("send", Allow, "")     // read (5) after fetch (3); rule b: firstCall("read") is 1, not 5
+}

@@ -32,6 +32,28 @@ type evalCtx struct {
 	callV, sessV, reqV ref.Val // cached objects
 	args               ref.Val // decoded call.args, once read
 	argsErr            error
+	found              []histIndex // session.firstCall & co. already answered
+}
+
+// histIndex is an answer of a history index function: every rule of a
+// decision sees the same history, so it is searched once per question.
+type histIndex struct {
+	want        string
+	last, label bool
+	i           int
+}
+
+// index returns the memoised answer to (want, last, label), or computes
+// it with search and remembers it.
+func (e *evalCtx) index(want string, last, label bool, search func() int) int {
+	for _, f := range e.found {
+		if f.want == want && f.last == last && f.label == label {
+			return f.i
+		}
+	}
+	i := search()
+	e.found = append(e.found, histIndex{want, last, label, i})
+	return i
 }
 
 var _ interpreter.Activation = (*evalCtx)(nil)

@@ -161,7 +161,7 @@ func (s *Sequence) Decide(ctx context.Context, st state.Store, c Call) (Decision
 	d := s.runs.Get().(*decideRun)
 	defer s.putRun(d)
 	d.s, d.call, d.now = s, c, s.now()
-	d.ev = evalCtx{c: d.c, tool: c.Tool, labels: c.Labels, now: types.Timestamp{Time: d.now}}
+	d.ev = evalCtx{c: d.c, tool: c.Tool, labels: c.Labels, now: types.Timestamp{Time: d.now}, found: d.ev.found[:0]}
 	hk := s.HistoryKey(c)
 	d.prepare(hk)
 	err := st.Update(ctx, hk, d.ckeys, d.fn)
@@ -204,7 +204,7 @@ func newRun() any {
 
 // putRun clears d of the request's data and returns it to the pool.
 func (s *Sequence) putRun(d *decideRun) {
-	d.call, d.ev, d.dec = Call{}, evalCtx{}, Decision{}
+	d.call, d.ev, d.dec = Call{}, evalCtx{found: d.ev.found[:0]}, Decision{}
 	d.orders, d.cidx, d.ckeys = nil, nil, nil
 	s.runs.Put(d)
 }
@@ -248,7 +248,7 @@ func (d *decideRun) prepare(hk state.Key) {
 
 // update is the store transaction: decide, then record only if allowed.
 func (d *decideRun) update(h *state.History, cs []*state.Counter) error {
-	d.ev.hist, d.ev.within = h, 0 // a store may retry with another history
+	d.ev.hist, d.ev.within, d.ev.found = h, 0, d.ev.found[:0] // a store may retry with another history
 	d.dec = d.evaluate(h, cs)
 	if d.dec.Outcome != Allow {
 		return errRefused
