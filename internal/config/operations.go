@@ -20,6 +20,10 @@ type Admin struct {
 	// of the admin API must present a certificate it signed (mutual TLS),
 	// which then suffices as the admin credential.
 	TLS *AdminTLS `yaml:"tls"`
+	// Profiling serves the Go runtime profiles (/debug/pprof/…) behind
+	// the admin credential, to find where a deployment spends its CPU or
+	// memory; off by default.
+	Profiling bool `yaml:"profiling"`
 }
 
 // AdminTLS configures TLS on the admin listener.

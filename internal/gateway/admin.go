@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -71,6 +72,13 @@ func newAdmin(g *Gateway) (*admin, error) {
 	a.mux.Handle("GET /metrics", g.metrics.Handler())
 	a.mux.Handle("GET /admin/status", a.authorized(http.HandlerFunc(a.status)))
 	a.mux.Handle("/admin/revocations", a.authorized(http.HandlerFunc(a.revocationsAPI)))
+	if g.cfg.Admin.Profiling {
+		a.mux.Handle("GET /debug/pprof/", a.authorized(http.HandlerFunc(pprof.Index)))
+		a.mux.Handle("GET /debug/pprof/cmdline", a.authorized(http.HandlerFunc(pprof.Cmdline)))
+		a.mux.Handle("GET /debug/pprof/profile", a.authorized(http.HandlerFunc(pprof.Profile)))
+		a.mux.Handle("GET /debug/pprof/symbol", a.authorized(http.HandlerFunc(pprof.Symbol)))
+		a.mux.Handle("GET /debug/pprof/trace", a.authorized(http.HandlerFunc(pprof.Trace)))
+	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
 	})

@@ -23,6 +23,10 @@ func TestAdminAPIAuth(t *testing.T) {
 	}
 	withSecret := newHarness(t, harnessOptions{configure: func(c *config.Config) { c.Admin.BearerTokenFile = secretFile }})
 	without := newHarness(t, harnessOptions{})
+	profiling := newHarness(t, harnessOptions{configure: func(c *config.Config) {
+		c.Admin.BearerTokenFile = secretFile
+		c.Admin.Profiling = true
+	}})
 	for _, tc := range []struct {
 		name   string
 		h      *harness
@@ -37,6 +41,12 @@ func TestAdminAPIAuth(t *testing.T) {
 		{"status with a prefix of the secret", withSecret, "/admin/status", secretValue[:10], 401},
 		{"no credential configured", without, "/admin/status", "anything-at-all-here", 403},
 		{"MCP endpoints are not on the admin listener", withSecret, "/servers/docs/mcp", secretValue, 404},
+		{"profiles are off by default", withSecret, "/debug/pprof/heap", secretValue, 404},
+		{"profiles with the secret", profiling, "/debug/pprof/heap", secretValue, 200},
+		{"profile index with the secret", profiling, "/debug/pprof/", secretValue, 200},
+		{"profiles without credential", profiling, "/debug/pprof/heap", "", 401},
+		{"goroutine dump without credential", profiling, "/debug/pprof/goroutine?debug=2", "", 401},
+		{"profiles with a wrong secret", profiling, "/debug/pprof/cmdline", secretValue + "x", 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.h.gw.AdminHandler())
