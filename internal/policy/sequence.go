@@ -175,6 +175,7 @@ type Sequence struct {
 	listNeed celNeeds        // the session fields list-phase CEL rules read
 	seenKeys map[string]bool // the History.Seen keys of s.orders
 	runs     sync.Pool       // of *decideRun, reused across Decide calls
+	names    *nameTable      // names as CEL values, for history scans
 }
 
 // seqRule is one compiled rule.
@@ -213,7 +214,7 @@ func CompileSequence(cfg SequenceConfig, now func() time.Time) (*Sequence, error
 	if now == nil {
 		now = time.Now
 	}
-	s := &Sequence{now: now, scope: cfg.History.Scope, seenKeys: map[string]bool{}, runs: sync.Pool{New: newRun}}
+	s := &Sequence{now: now, scope: cfg.History.Scope, seenKeys: map[string]bool{}, runs: sync.Pool{New: newRun}, names: &nameTable{}}
 	var errs []error
 	switch cfg.History.Scope {
 	case "":

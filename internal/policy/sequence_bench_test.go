@@ -145,3 +145,49 @@ func BenchmarkSequenceDecideOrderedCEL(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHistoryScan: one CEL rule scanning a history of 1000 calls
+// (the most CEL sees) to its end, the forms rules over the raw history
+// take: a field, a label, a filtered count.
+//
+//	go test ./internal/policy -run '^$' -bench HistoryScan -benchmem
+func BenchmarkHistoryScan(b *testing.B) {
+	for _, tc := range []struct{ name, when string }{
+		{"exists-tool", `session.history.exists(e, e.tool == "delete_repo")`},
+		{"exists-tool-label", `session.history.exists(e, e.tool == "export" && "secrets" in e.labels)`},
+		{"filter-label", `session.history.filter(e, "destructive" in e.labels).size() > 10`},
+		{"exists-index", `session.history.exists(i, e, i > 2000 && e.route == "x")`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			const n = 1000
+			clk := &benchClock{t: time.Unix(1_800_000_000, 0)}
+			s, err := CompileSequence(SequenceConfig{Rules: []RuleConfig{{ID: "scan", When: tc.when}}}, clk.now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st := state.NewMemory(state.MemoryConfig{MaxEntries: n, IdleTimeout: 24 * time.Hour, Now: clk.now})
+			ctx := context.Background()
+			calls := make([]Call, n)
+			for i := range calls {
+				calls[i] = Call{Issuer: "i", Subject: "alice", ClientID: "agent", Route: "docs",
+					Tool: []string{"search", "read_doc", "export"}[i%3], Labels: []string{"private_data", "read_only"}}
+			}
+			for i := range n {
+				clk.t = clk.t.Add(time.Millisecond)
+				if _, err := s.Decide(ctx, st, calls[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				clk.t = clk.t.Add(time.Millisecond)
+				if d, err := s.Decide(ctx, st, calls[i%n]); err != nil || d.Outcome != Allow {
+					b.Fatalf("%+v %v", d, err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -227,7 +227,7 @@ var celFields = map[string]map[string]celField{
 		"labels": {cel.ListType(cel.StringType), func(e *evalCtx) (ref.Val, error) { return stringList(e.labels), nil }},
 	},
 	celSessionType.TypeName(): {
-		"history": {cel.ListType(celEntryType), func(e *evalCtx) (ref.Val, error) { return &histList{entries: e.historyView()}, nil }},
+		"history": {cel.ListType(celEntryType), func(e *evalCtx) (ref.Val, error) { return e.history(), nil }},
 		"taint":   {cel.ListType(cel.StringType), func(e *evalCtx) (ref.Val, error) { return stringList(e.hist.Taint), nil }},
 		"counts":  {cel.MapType(cel.StringType, cel.IntType), func(e *evalCtx) (ref.Val, error) { return countsMap{e.hist.Counts}, nil }},
 	},
@@ -241,18 +241,18 @@ var celFields = map[string]map[string]celField{
 
 // entryFields are the fields of mcpgate.HistoryEntry.
 var entryFields = map[string]*types.FieldType{
-	"route":  entryField(cel.StringType, func(x *state.Entry) ref.Val { return types.String(x.Route) }),
-	"tool":   entryField(cel.StringType, func(x *state.Entry) ref.Val { return types.String(x.Tool) }),
-	"labels": entryField(cel.ListType(cel.StringType), func(x *state.Entry) ref.Val { return stringList(x.Labels) }),
-	"at":     entryField(cel.TimestampType, func(x *state.Entry) ref.Val { return types.Timestamp{Time: x.At} }),
+	"route":  entryField(cel.StringType, func(x *entryRef) ref.Val { return x.names.str(x.e.Route) }),
+	"tool":   entryField(cel.StringType, func(x *entryRef) ref.Val { return x.names.str(x.e.Tool) }),
+	"labels": entryField(cel.ListType(cel.StringType), func(x *entryRef) ref.Val { return labelList{x} }),
+	"at":     entryField(cel.TimestampType, func(x *entryRef) ref.Val { return types.Timestamp{Time: x.e.At} }),
 }
 
-func entryField(t *types.Type, get func(*state.Entry) ref.Val) *types.FieldType {
+func entryField(t *types.Type, get func(*entryRef) ref.Val) *types.FieldType {
 	return &types.FieldType{
 		Type:  t,
 		IsSet: func(any) bool { return true },
 		GetFrom: func(obj any) (any, error) {
-			x, ok := obj.(*state.Entry)
+			x, ok := obj.(*entryRef)
 			if !ok {
 				return nil, fmt.Errorf("history entry: unexpected %T", obj)
 			}

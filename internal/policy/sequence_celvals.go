@@ -7,6 +7,9 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -33,6 +36,8 @@ type evalCtx struct {
 	args               ref.Val // decoded call.args, once read
 	argsErr            error
 	found              []histIndex // session.firstCall & co. already answered
+	names              *nameTable  // the policy's boxed names
+	refs               []entryRef  // session.history's entries, once per decision
 }
 
 // histIndex is an answer of a history index function: every rule of a
@@ -156,8 +161,16 @@ func (o *celObject) Equal(other ref.Val) ref.Val { return types.Bool(other == re
 func (o *celObject) Type() ref.Type              { return o.typ }
 func (o *celObject) Value() any                  { return o.ctx }
 
-// entryVal is one history entry as a CEL object (no copy, no allocation).
-type entryVal struct{ e *state.Entry }
+// entryVal is one history entry as a CEL object: a pointer into the
+// evaluation's entry views, so boxing it allocates nothing.
+type entryVal struct{ r *entryRef }
+
+// entryRef is a history entry with the name table its fields are read
+// through.
+type entryRef struct {
+	e     *state.Entry
+	names *nameTable
+}
 
 func (v entryVal) ConvertToNative(reflect.Type) (any, error) {
 	return nil, errors.New("a history entry cannot be converted")
@@ -172,15 +185,16 @@ func (v entryVal) ConvertToType(t ref.Type) ref.Val {
 
 func (v entryVal) Equal(other ref.Val) ref.Val {
 	o, ok := other.(entryVal)
-	return types.Bool(ok && o.e == v.e)
+	return types.Bool(ok && o.r.e == v.r.e)
 }
 func (v entryVal) Type() ref.Type { return celEntryType }
-func (v entryVal) Value() any     { return v.e }
+func (v entryVal) Value() any     { return v.r }
 
 // histList is session.history: the stored entries, oldest first, viewed
 // without copying.
 type histList struct {
 	entries []state.Entry
+	refs    []entryRef // entries[i] is refs[i].e
 }
 
 var _ traits.Lister = (*histList)(nil)
@@ -216,7 +230,7 @@ func (l *histList) Type() ref.Type { return types.ListType }
 // helpers (slice, reverse) use Get instead of adapting raw entries.
 func (l *histList) Value() any { return l }
 
-func (l *histList) at(i int) ref.Val { return entryVal{&l.entries[i]} }
+func (l *histList) at(i int) ref.Val { return entryVal{&l.refs[i]} }
 
 func (l *histList) Add(other ref.Val) ref.Val {
 	o, ok := other.(traits.Lister)
@@ -258,7 +272,7 @@ func (l *histList) Size() ref.Val { return types.Int(len(l.entries)) }
 
 func (l *histList) Fold(f traits.Folder) {
 	for i := range l.entries {
-		if !f.FoldEntry(types.Int(i), l.at(i)) {
+		if !f.FoldEntry(celIndex(i), l.at(i)) {
 			return
 		}
 	}
@@ -350,4 +364,116 @@ func (c countsMap) Find(key ref.Val) (ref.Val, bool) {
 func (c countsMap) Iterator() traits.Iterator {
 	keys := slices.Sorted(maps.Keys(c.m))
 	return types.NewStringList(types.DefaultTypeAdapter, keys).(traits.Iterable).Iterator()
+}
+
+// history returns session.history for this evaluation: the entries
+// with their refs, built once per decision.
+func (e *evalCtx) history() *histList {
+	entries := e.historyView()
+	if len(e.refs) != len(entries) || (len(entries) > 0 && e.refs[0].e != &entries[0]) {
+		e.refs = e.refs[:0]
+		for i := range entries {
+			e.refs = append(e.refs, entryRef{e: &entries[i], names: e.names})
+		}
+	}
+	return &histList{entries: entries, refs: e.refs}
+}
+
+// celIndexes are the list indexes 0 … celMaxHistory-1 as CEL values,
+// boxed once: a fold over the history passes one per entry.
+var celIndexes = func() []ref.Val {
+	v := make([]ref.Val, celMaxHistory)
+	for i := range v {
+		v[i] = types.Int(i)
+	}
+	return v
+}()
+
+func celIndex(i int) ref.Val {
+	if i < len(celIndexes) {
+		return celIndexes[i]
+	}
+	return types.Int(i)
+}
+
+// nameTable holds tool, route and label names as CEL strings, boxed once
+// per compiled policy: a scan of the history reads them for every entry.
+// Reads take no lock; a new name copies the table (names are few: the
+// configured tools and labels). The table is bounded; past the bound a
+// name is boxed on each read.
+type nameTable struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[string]ref.Val]
+}
+
+const maxNames = 4096
+
+func (t *nameTable) str(s string) ref.Val {
+	if t == nil {
+		return types.String(s)
+	}
+	if m := t.m.Load(); m != nil {
+		if v, ok := (*m)[s]; ok {
+			return v
+		}
+	}
+	v := ref.Val(types.String(s))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.m.Load()
+	if old != nil && len(*old) >= maxNames {
+		return v
+	}
+	m := make(map[string]ref.Val, 1+lenOf(old))
+	if old != nil {
+		for k, x := range *old {
+			m[k] = x
+		}
+	}
+	m[strings.Clone(s)] = v
+	t.m.Store(&m)
+	return v
+}
+
+func lenOf(m *map[string]ref.Val) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
+// labelList is an entry's labels as a CEL list of strings: membership
+// ("x" in e.labels) compares the stored strings without boxing them.
+type labelList struct{ r *entryRef }
+
+var _ traits.Lister = labelList{}
+
+func (l labelList) list() ref.Val { return stringList(l.r.e.Labels) }
+
+func (l labelList) ConvertToNative(t reflect.Type) (any, error) { return l.list().ConvertToNative(t) }
+func (l labelList) ConvertToType(t ref.Type) ref.Val            { return l.list().ConvertToType(t) }
+func (l labelList) Equal(other ref.Val) ref.Val                 { return l.list().Equal(other) }
+func (l labelList) Type() ref.Type                              { return types.ListType }
+func (l labelList) Value() any                                  { return l.r.e.Labels }
+func (l labelList) Add(other ref.Val) ref.Val                   { return l.list().(traits.Adder).Add(other) }
+func (l labelList) Iterator() traits.Iterator                   { return l.list().(traits.Iterable).Iterator() }
+func (l labelList) Size() ref.Val                               { return types.Int(len(l.r.e.Labels)) }
+
+func (l labelList) Contains(v ref.Val) ref.Val {
+	s, ok := v.(types.String)
+	if !ok {
+		return l.list().(traits.Container).Contains(v)
+	}
+	return types.Bool(slices.Contains(l.r.e.Labels, string(s)))
+}
+
+func (l labelList) Get(index ref.Val) ref.Val {
+	i, ok := index.(types.Int)
+	if !ok {
+		return types.ValOrErr(index, "unsupported index type %s", index.Type().TypeName())
+	}
+	if i < 0 || int64(i) >= int64(len(l.r.e.Labels)) {
+		return types.NewErr("index '%d' out of range in list size '%d'", i, len(l.r.e.Labels))
+	}
+	return l.r.names.str(l.r.e.Labels[i])
 }

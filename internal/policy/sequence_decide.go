@@ -161,7 +161,7 @@ func (s *Sequence) Decide(ctx context.Context, st state.Store, c Call) (Decision
 	d := s.runs.Get().(*decideRun)
 	defer s.putRun(d)
 	d.s, d.call, d.now = s, c, s.now()
-	d.ev = evalCtx{c: d.c, tool: c.Tool, labels: c.Labels, now: types.Timestamp{Time: d.now}, found: d.ev.found[:0]}
+	d.ev = evalCtx{c: d.c, tool: c.Tool, labels: c.Labels, now: types.Timestamp{Time: d.now}, found: d.ev.found[:0], names: s.names, refs: d.ev.refs[:0]}
 	hk := s.HistoryKey(c)
 	d.prepare(hk)
 	err := st.Update(ctx, hk, d.ckeys, d.fn)
@@ -204,7 +204,8 @@ func newRun() any {
 
 // putRun clears d of the request's data and returns it to the pool.
 func (s *Sequence) putRun(d *decideRun) {
-	d.call, d.ev, d.dec = Call{}, evalCtx{found: d.ev.found[:0]}, Decision{}
+	clear(d.ev.refs[:cap(d.ev.refs)]) // no history kept alive by a pooled run
+	d.call, d.ev, d.dec = Call{}, evalCtx{found: d.ev.found[:0], refs: d.ev.refs[:0]}, Decision{}
 	d.orders, d.cidx, d.ckeys = nil, nil, nil
 	s.runs.Put(d)
 }
