@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"cel.dev/cel-go/common/types"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +67,10 @@ func TestCELVariables(t *testing.T) {
 		`size(session.history + session.history) == 4 && session.history[0] in session.history`,
 		`session.history[0] == session.history[0] && session.history[0] != session.history[1] && session.history == session.history`,
 		`session.history.filter(h, "untrusted_input" in h.labels).size() == 1`,
+		`session.history[0].labels[0] == "private_data" && size(session.history[0].labels) == 1 && session.history[1].labels.size() == 1`,
+		`session.history[0].labels.exists(l, l == "private_data") && session.history[0].labels.map(l, l + "!") == ["private_data!"]`,
+		`session.history[0].labels + ["x"] == ["private_data", "x"] && ["private_data"] == session.history[0].labels`,
+		`!("egress" in session.history[0].labels) && session.history.map(h, h.route) == ["docs", "web"] && session.history[1].route.startsWith("we")`,
 	} {
 		if d := celCase(t, expr, nil); d.Outcome != Deny || d.RuleID != "seq:t" {
 			t.Errorf("%s: %+v, want it to hold (the rule fires)", expr, d)
@@ -259,4 +266,34 @@ func TestHistoryIndexAnsweredPerDecision(t *testing.T) {
 	step("send", Deny, "seq:a") // read (1) before fetch (3): the answer changed with the history
 	step("read", Allow, "")     // index 5
 	step("send", Allow, "")     // read (5) after fetch (3); rule b: firstCall("read") is 1, not 5
+}
+
+// TestNameTable: names come back as the CEL strings they are, boxed once;
+// the table stops growing at its bound; concurrent readers and writers
+// are safe (-race).
+func TestNameTable(t *testing.T) {
+	var nt nameTable
+	a, b := nt.str("search"), nt.str("search")
+	if a != b || a != types.String("search") {
+		t.Fatalf("str(search) = %v, %v", a, b)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range maxNames {
+				name := "tool-" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+				if v := nt.str(name); v != types.String(name) {
+					t.Errorf("str(%s) = %v", name, v)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(*nt.m.Load()); n > maxNames {
+		t.Fatalf("%d names kept, bound %d", n, maxNames)
+	}
+	if v := (*nameTable)(nil).str("x"); v != types.String("x") {
+		t.Fatalf("nil table: %v", v)
+	}
 }
