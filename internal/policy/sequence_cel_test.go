@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"cel.dev/cel-go/common/types"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"cel.dev/cel-go/common/types"
 
 	"github.com/mcpgate/mcpgate/internal/state"
 )
