@@ -18,11 +18,15 @@ const fingerprintPrefix = "c1:sha256:"
 // 128 characters).
 const maxNameBytes = 1024
 
-// definition is one parsed tool definition.
+// definition is one tool definition of a list: parsed, or found in the
+// raw memo (then canonical is nil until needed).
 type definition struct {
 	name        string
-	canonical   []byte // canonical JSON without _meta
+	canonical   []byte // canonical JSON without _meta; nil when not parsed
 	fingerprint string
+	idx         int    // position in the list observed
+	sum         rawSum // SHA-256 of the raw bytes
+	parsed      bool   // canonicalized by this observation (not a memo hit)
 }
 
 // Fingerprint returns a stable digest of one tool definition, a raw JSON

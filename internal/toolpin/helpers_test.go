@@ -1,6 +1,7 @@
 package toolpin
 
 import (
+	"bytes"
 	"encoding/json"
 	"sync"
 	"testing"
@@ -65,4 +66,14 @@ func observe(t testing.TB, p *Pins, route string, tools ...[]byte) []Change {
 		t.Fatalf("Observe: %v", err)
 	}
 	return ch
+}
+
+// indent returns def re-spelt with whitespace.
+func indent(t testing.TB, def []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Indent(&b, def, " ", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -3,6 +3,7 @@ package toolpin
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,33 +28,127 @@ import (
 // returning. If that fails, the state has changed in memory (and protects
 // from now on), the changes are returned, and so is an error matching
 // [ErrPersist].
+//
+// Observe remembers, for each tool, the SHA-256 of the raw bytes of its
+// latest observed definition and their fingerprint. A definition listed
+// again byte for byte is not parsed again; any other spelling, even one
+// with the same fingerprint, is canonicalized in full.
 func (p *Pins) Observe(route string, tools [][]byte) ([]Change, error) {
 	if route == "" || !utf8.ValidString(route) {
 		return nil, errors.New("toolpin: observe: empty or invalid route")
 	}
-	defs := make([]definition, len(tools))
-	seen := make(map[string]struct{}, len(tools))
-	for i, t := range tools {
-		d, err := parseDefinition(t)
-		if err != nil {
-			return nil, fmt.Errorf("toolpin: tool %d of route %s: %w", i, quote(route), err)
-		}
-		if _, dup := seen[d.name]; dup {
-			return nil, fmt.Errorf("toolpin: route %s: %w: tool %s listed twice", quote(route), ErrMalformed, quote(d.name))
-		}
-		seen[d.name] = struct{}{}
-		defs[i] = d
+	defs, hits, err := p.read(route, tools)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(defs, func(a, b definition) int { return cmp.Compare(a.name, b.name) })
+	if hits == len(defs) {
+		if changes, ok := p.settled(route, defs); ok {
+			return changes, nil
+		}
+	}
+	return p.record(route, tools, defs)
+}
 
+// read hashes each raw definition, takes from the raw memo what it knows
+// of them and canonicalizes the others, and returns the definitions sorted
+// by name (pointers, which sort cheaply) and how many the memo knew. A
+// malformed definition or a name listed twice is an error.
+//
+// A memo hit is as good as parsing: the fingerprint and the name are
+// functions of the raw bytes, which are the same (SHA-256 collisions
+// aside), and so is their validity.
+func (p *Pins) read(route string, tools [][]byte) ([]*definition, int, error) {
+	defs := make([]definition, len(tools))
+	for i, t := range tools {
+		defs[i].idx, defs[i].sum = i, sha256.Sum256(t)
+	}
+	hits := 0
+	p.mu.RLock()
+	for i := range defs {
+		if f, ok := p.byRaw[rawKey{route, defs[i].sum}]; ok {
+			defs[i].name, defs[i].fingerprint = f.tool, f.fingerprint
+			hits++
+		}
+	}
+	p.mu.RUnlock()
+	for i := range defs {
+		if defs[i].fingerprint == "" {
+			if err := p.parse(route, tools, &defs[i]); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	sorted := make([]*definition, len(defs))
+	for i := range defs {
+		sorted[i] = &defs[i]
+	}
+	slices.SortFunc(sorted, func(a, b *definition) int { return cmp.Compare(a.name, b.name) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].name == sorted[i-1].name {
+			return nil, 0, fmt.Errorf("toolpin: route %s: %w: tool %s listed twice", quote(route), ErrMalformed, quote(sorted[i].name))
+		}
+	}
+	return sorted, hits, nil
+}
+
+// parse canonicalizes d's raw definition, tools[d.idx].
+func (p *Pins) parse(route string, tools [][]byte, d *definition) error {
+	p.canonicalized.Add(1)
+	nd, err := parseDefinition(tools[d.idx])
+	if err != nil {
+		return fmt.Errorf("toolpin: tool %d of route %s: %w", d.idx, quote(route), err)
+	}
+	nd.idx, nd.sum, nd.parsed = d.idx, d.sum, true
+	*d = nd
+	return nil
+}
+
+// settled returns the changes of observing defs (route's definitions, all
+// known to the raw memo) when observing them changes nothing: each tool's
+// latest observed definition is already the one listed. Otherwise ok is
+// false. It takes only the read lock, and calls nothing outside the
+// package.
+func (p *Pins) settled(route string, defs []*definition) (changes []Change, ok bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, d := range defs {
+		e, ok := p.entries[key{route, d.name}]
+		if !ok || e.observed != d.fingerprint {
+			return nil, false
+		}
+		if e.pin != d.fingerprint {
+			changes = append(changes, Change{Route: route, Tool: d.name, Old: e.pin, New: d.fingerprint,
+				FirstSeen: e.pin == "", Repeated: true})
+		}
+	}
+	return changes, true
+}
+
+// record observes defs on route under writeMu: it updates the entries and
+// the raw memos, and persists what changed.
+func (p *Pins) record(route string, tools [][]byte, defs []*definition) ([]Change, error) {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
-	changes, updates, err := p.plan(route, defs)
+	// plan keeps the canonical form of a definition that becomes the
+	// latest observed (for review). A memo hit has none: parse those whose
+	// tool is new or was observed otherwise since the lookup (entries do
+	// not change while writeMu is held).
+	for _, d := range defs {
+		if d.parsed {
+			continue
+		}
+		if e, ok := p.entries[key{route, d.name}]; !ok || e.observed != d.fingerprint {
+			if err := p.parse(route, tools, d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	changes, updates, dirty, err := p.plan(route, defs)
 	if err != nil || len(updates) == 0 {
 		return changes, err
 	}
 	var persistErr error
-	if p.file != "" {
+	if dirty && p.file != "" {
 		// Re-plan under the file lock, after the approvals an operator
 		// recorded since, so that none is lost or overtaken.
 		unlock, err := lockFile(p.file, lockTimeout)
@@ -62,7 +157,7 @@ func (p *Pins) Observe(route string, tools [][]byte) ([]Change, error) {
 		} else {
 			defer unlock()
 			if persistErr = p.syncApprovals(); persistErr == nil {
-				if changes, updates, err = p.plan(route, defs); err != nil {
+				if changes, updates, _, err = p.plan(route, defs); err != nil {
 					return nil, err
 				}
 			}
@@ -72,6 +167,9 @@ func (p *Pins) Observe(route string, tools [][]byte) ([]Change, error) {
 		p.put(u.k, u.e)
 	}
 	p.logChanges(changes)
+	if !dirty {
+		return changes, nil // only raw memos changed: nothing to persist
+	}
 	if p.file != "" && persistErr == nil {
 		persistErr = p.writeLocked()
 	}
@@ -89,17 +187,21 @@ type update struct {
 }
 
 // plan computes what observing defs on route changes, without changing
-// anything. Callers hold writeMu, so entries cannot change under it.
-func (p *Pins) plan(route string, defs []definition) ([]Change, []update, error) {
+// anything: the changes to report, and the updates of entries, which
+// include remembering the raw bytes of the definitions parsed. dirty
+// reports an update of more than raw memos (one to persist). Callers hold
+// writeMu, so entries cannot change under it, and have parsed every
+// definition that becomes a tool's latest observed.
+func (p *Pins) plan(route string, defs []*definition) (changes []Change, updates []update, dirty bool, err error) {
 	now := p.now()
-	var changes []Change
-	var updates []update
 	added := 0
 	for _, d := range defs {
 		k := key{route, d.name}
 		e, ok := p.entries[k]
 		fp := d.fingerprint
-		if !ok {
+		changed := false
+		switch {
+		case !ok:
 			added++
 			e = entry{observed: fp, observedAt: now}
 			if p.trustFirstUse(route) {
@@ -108,27 +210,37 @@ func (p *Pins) plan(route string, defs []definition) ([]Change, []update, error)
 				e.definition = d.canonical
 			}
 			changes = append(changes, Change{Route: route, Tool: d.name, New: fp, FirstSeen: true})
-			updates = append(updates, update{k, e})
-			continue
-		}
-		if e.pin != fp {
-			changes = append(changes, Change{Route: route, Tool: d.name, Old: e.pin, New: fp,
-				FirstSeen: e.pin == "", Repeated: e.observed == fp})
-		}
-		if e.observed != fp {
-			e.observed, e.observedAt, e.definition = fp, now, nil
+			changed = true
+		default:
 			if e.pin != fp {
-				e.definition = d.canonical
+				changes = append(changes, Change{Route: route, Tool: d.name, Old: e.pin, New: fp,
+					FirstSeen: e.pin == "", Repeated: e.observed == fp})
 			}
+			if e.observed != fp {
+				e.observed, e.observedAt, e.definition = fp, now, nil
+				if e.pin != fp {
+					e.definition = d.canonical
+				}
+				changed = true
+			}
+		}
+		// Remember the raw bytes just parsed (they are now the latest
+		// observed definition's), replacing those remembered before.
+		remember := d.parsed && (e.raw != d.sum || e.rawFP != fp)
+		if remember {
+			e.raw, e.rawFP = d.sum, fp
+		}
+		if changed || remember {
 			updates = append(updates, update{k, e})
 		}
+		dirty = dirty || changed
 	}
 	if added > 0 {
 		if err := p.checkRoom(route, added); err != nil {
-			return nil, nil, fmt.Errorf("toolpin: route %s: %w", quote(route), err)
+			return nil, nil, false, fmt.Errorf("toolpin: route %s: %w", quote(route), err)
 		}
 	}
-	return changes, updates, nil
+	return changes, updates, dirty, nil
 }
 
 func (p *Pins) logChanges(changes []Change) {

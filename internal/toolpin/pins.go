@@ -2,12 +2,14 @@ package toolpin
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -167,6 +169,20 @@ const (
 
 type key struct{ route, tool string }
 
+// rawSum is the SHA-256 of a definition exactly as an upstream sent it.
+type rawSum [sha256.Size]byte
+
+// rawKey finds the memo of a route's raw definition bytes.
+type rawKey struct {
+	route string
+	sum   rawSum
+}
+
+// rawFact is what a definition's raw bytes were found to be: the tool
+// named tool with the fingerprint fingerprint. It depends on the bytes
+// alone, so a memo never goes stale; it is only forgotten.
+type rawFact struct{ tool, fingerprint string }
+
 // entry is the in-memory state of one route's tool.
 type entry struct {
 	pin        string
@@ -175,6 +191,12 @@ type entry struct {
 	observed   string
 	observedAt time.Time
 	definition []byte // canonical JSON of observed while it awaits approval
+
+	// raw is the SHA-256 of the raw bytes of the tool's latest observed
+	// definition that was canonicalized, and rawFP their fingerprint (""
+	// when none is remembered). One per tool: put keeps byRaw in step.
+	raw   rawSum
+	rawFP string
 }
 
 func (e entry) status() Status {
@@ -209,6 +231,14 @@ type Pins struct {
 	entries  map[key]entry
 	perRoute map[string]int
 	defBytes int // bytes of definitions kept
+	// byRaw indexes the entries' raw memos: a definition whose raw bytes
+	// are remembered is not canonicalized again. It holds at most one
+	// memo per entry.
+	byRaw map[rawKey]rawFact
+
+	// canonicalized counts the definitions Observe canonicalized (for
+	// tests: the memo's hits do not count).
+	canonicalized atomic.Int64
 }
 
 // New validates cfg and returns the pins, loaded from cfg.File when it
@@ -235,6 +265,7 @@ func New(cfg Config) (*Pins, error) {
 		trustFirstUse: cfg.TrustFirstUse,
 		entries:       make(map[key]entry),
 		perRoute:      make(map[string]int),
+		byRaw:         make(map[rawKey]rawFact),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -345,8 +376,8 @@ func (p *Pins) checkRoom(route string, n int) error {
 	return nil
 }
 
-// put stores e under k, keeping the counters, and drops a definition that
-// does not fit the bounds. Callers hold writeMu; put takes mu.
+// put stores e under k, keeping the counters and the index of raw memos,
+// and drops a definition that does not fit the bounds. Callers hold writeMu; put takes mu.
 func (p *Pins) put(k key, e entry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -359,5 +390,11 @@ func (p *Pins) put(k key, e entry) {
 		e.definition = nil
 	}
 	p.defBytes += len(e.definition)
+	if old.rawFP != "" && (e.rawFP == "" || old.raw != e.raw) {
+		delete(p.byRaw, rawKey{k.route, old.raw})
+	}
+	if e.rawFP != "" && (old.raw != e.raw || old.rawFP != e.rawFP) {
+		p.byRaw[rawKey{k.route, e.raw}] = rawFact{k.tool, e.rawFP}
+	}
 	p.entries[k] = e
 }

@@ -233,52 +233,59 @@ func (c *canonicalizer) digits() int {
 	return n
 }
 
-// canonicalNumber computes the form described at number.
+// canonicalNumber computes the form described at number. Its only
+// allocation is the result (but for exponents of more than 15 digits).
 func canonicalNumber(neg bool, intDigits, frac []byte, expNeg bool, expDigits []byte) []byte {
-	mant := make([]byte, 0, len(intDigits)+len(frac))
-	mant = append(mant, intDigits...)
-	mant = append(mant, frac...)
+	// The significant digits are those of intDigits then frac, without
+	// leading or trailing zeros.
+	n := len(intDigits) + len(frac)
+	digit := func(i int) byte {
+		if i < len(intDigits) {
+			return intDigits[i]
+		}
+		return frac[i-len(intDigits)]
+	}
 	lead := 0
-	for lead < len(mant) && mant[lead] == '0' {
+	for lead < n && digit(lead) == '0' {
 		lead++
 	}
-	mant = mant[lead:]
-	if len(mant) == 0 {
+	if lead == n {
 		return []byte("0")
 	}
 	trail := 0
-	for mant[len(mant)-1-trail] == '0' {
+	for digit(n-1-trail) == '0' {
 		trail++
 	}
-	mant = mant[:len(mant)-trail]
 	// exponent = ±expDigits − len(frac) + trail
 	adjust := int64(trail) - int64(len(frac))
-	var exp string
-	if len(expDigits) <= 15 {
-		e, _ := strconv.ParseInt(string(expDigits), 10, 64) // "" → 0
+	out := make([]byte, 0, 1+n-lead-trail+1+20)
+	if neg {
+		out = append(out, '-')
+	}
+	for i := lead; i < n-trail; i++ {
+		out = append(out, digit(i))
+	}
+	if len(expDigits) <= 15 { // fits an int64 with room for adjust
+		var e int64
+		for _, b := range expDigits { // digits only; none → 0
+			e = e*10 + int64(b-'0')
+		}
 		if expNeg {
 			e = -e
 		}
 		if e += adjust; e != 0 {
-			exp = strconv.FormatInt(e, 10)
+			out = append(out, 'e')
+			out = strconv.AppendInt(out, e, 10)
 		}
-	} else {
-		e, _ := new(big.Int).SetString(string(expDigits), 10)
-		if expNeg {
-			e.Neg(e)
-		}
-		if e.Add(e, big.NewInt(adjust)); e.Sign() != 0 {
-			exp = e.String()
-		}
+		return out
 	}
-	out := make([]byte, 0, len(mant)+len(exp)+2)
-	if neg {
-		out = append(out, '-')
+	e, _ := new(big.Int).SetString(string(expDigits), 10)
+	if expNeg {
+		e.Neg(e)
 	}
-	out = append(out, mant...)
-	if exp != "" {
+	if e.Add(e, big.NewInt(adjust)); e.Sign() != 0 {
 		out = append(out, 'e')
-		out = append(out, exp...)
+		out = e.Append(out, 10)
 	}
 	return out
 }
