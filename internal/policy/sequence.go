@@ -16,6 +16,8 @@ type SequenceConfig struct {
 	History HistoryConfig
 	// Rules are evaluated in order. Default: none.
 	Rules []RuleConfig
+
+	interpretOnly bool // tests: no native history scans
 }
 
 // History scopes ([HistoryConfig.Scope]).
@@ -176,6 +178,7 @@ type Sequence struct {
 	seenKeys map[string]bool // the History.Seen keys of s.orders
 	runs     sync.Pool       // of *decideRun, reused across Decide calls
 	names    *nameTable      // names as CEL values, for history scans
+	scans    []histScan      // native history scans, by index
 }
 
 // seqRule is one compiled rule.
@@ -227,6 +230,7 @@ func CompileSequence(cfg SequenceConfig, now func() time.Time) (*Sequence, error
 	if err != nil {
 		return nil, fmt.Errorf("policy: cel environment: %w", err)
 	}
+	envs.interpretOnly = cfg.interpretOnly
 	ids := map[string]bool{}
 	for i, rc := range cfg.Rules {
 		where := fmt.Sprintf("rules[%d]", i)
@@ -269,6 +273,7 @@ func CompileSequence(cfg SequenceConfig, now func() time.Time) (*Sequence, error
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	s.scans = envs.scans
 	return s, nil
 }
 

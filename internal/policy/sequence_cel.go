@@ -45,6 +45,10 @@ const (
 // reads call.args fails to compile.
 type celEnvs struct {
 	call, list *cel.Env
+	// scans are the native history scans of the rules compiled so far
+	// (see sequence_histscan.go); interpretOnly turns the rewrite off.
+	scans         []histScan
+	interpretOnly bool
 }
 
 func newCELEnvs() (*celEnvs, error) {
@@ -83,6 +87,7 @@ func newCELEnv(callType *types.Type) (*cel.Env, error) {
 		historyIndexFunction("lastCall", true, false),
 		historyIndexFunction("firstLabelled", false, true),
 		historyIndexFunction("lastLabelled", true, true),
+		historyScanFunctions(),
 	)
 }
 
@@ -168,6 +173,15 @@ func (e *celEnvs) compile(expr string, list bool) (*celProgram, error) {
 	}))
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if !e.interpretOnly {
+		opt, err := cel.NewStaticOptimizer(historyScans{&e.scans})
+		if err != nil {
+			return nil, err
+		}
+		if a, iss = opt.Optimize(env, a); iss.Err() != nil {
+			return nil, fmt.Errorf("history scans: %w", iss.Err())
+		}
 	}
 	return newCELProgram(env, a, readsArgs)
 }

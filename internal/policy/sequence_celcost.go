@@ -68,6 +68,9 @@ func (celSizes) EstimateCallCost(fn, _ string, _ *cost.AstNode, _ []cost.AstNode
 	case "firstCall", "lastCall", "firstLabelled", "lastLabelled":
 		// A native scan of the history: about a tenth of a unit per entry.
 		return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: 1, Max: celMaxHistory / 10}}
+	case scanFunction, countFunction:
+		// A native predicate per entry: a few string comparisons.
+		return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: 1, Max: celMaxHistory}}
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ type evalCtx struct {
 	found              []histIndex // session.firstCall & co. already answered
 	names              *nameTable  // the policy's boxed names
 	refs               []entryRef  // session.history's entries, once per decision
+	scans              []histScan  // the policy's native history scans
 }
 
 // histIndex is an answer of a history index function: every rule of a

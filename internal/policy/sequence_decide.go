@@ -161,7 +161,7 @@ func (s *Sequence) Decide(ctx context.Context, st state.Store, c Call) (Decision
 	d := s.runs.Get().(*decideRun)
 	defer s.putRun(d)
 	d.s, d.call, d.now = s, c, s.now()
-	d.ev = evalCtx{c: d.c, tool: c.Tool, labels: c.Labels, now: types.Timestamp{Time: d.now}, found: d.ev.found[:0], names: s.names, refs: d.ev.refs[:0]}
+	d.ev = evalCtx{c: d.c, tool: c.Tool, labels: c.Labels, now: types.Timestamp{Time: d.now}, found: d.ev.found[:0], names: s.names, refs: d.ev.refs[:0], scans: s.scans}
 	hk := s.HistoryKey(c)
 	d.prepare(hk)
 	err := st.Update(ctx, hk, d.ckeys, d.fn)

@@ -69,7 +69,7 @@ func (s *Sequence) ListFilter(ctx context.Context, st state.Store, c Call) (func
 	}
 	ts := types.Timestamp{Time: now}
 	return func(tool string, labels []string) (bool, string) {
-		ev := evalCtx{c: &c, tool: tool, labels: labels, hist: snap, now: ts, list: true, names: s.names}
+		ev := evalCtx{c: &c, tool: tool, labels: labels, hist: snap, now: ts, list: true, names: s.names, scans: s.scans}
 		for _, r := range s.list {
 			if r.stepUp && c.Grant.Has(r.scope) {
 				continue
