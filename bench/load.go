@@ -36,21 +36,54 @@ func searchBody(id int64) []byte {
 	return b
 }
 
-// newTargeter returns the vegeta Targeter of the measured call: a new
-// JSON-RPC id from ids for every request. The id also goes into the URL's
-// fragment, which HTTP clients never send: vegeta reports each result's
-// URL, which is how a response is matched to its request's id.
-func newTargeter(endpoint, token string, ids *atomic.Int64) vegeta.Targeter {
-	hdr := http.Header{}
-	setHeaders(hdr, token) // vegeta copies the headers into each request
-	return func(t *vegeta.Target) error {
-		id := ids.Add(1)
-		t.Method = http.MethodPost
-		t.URL = endpoint + "#" + strconv.FormatInt(id, 10)
-		t.Body = searchBody(id)
-		t.Header = hdr
-		return nil
+// loadTargeter generates the measured call: a new JSON-RPC id from ids
+// for every request, and the principals' tokens round-robin. The id also
+// goes into the URL's fragment, which HTTP clients never send: vegeta
+// reports each result's URL, which is how a response is matched to its
+// request's id.
+type loadTargeter struct {
+	endpoint string
+	ids      *atomic.Int64
+	hdrs     []http.Header // one per principal (one without a token when the target takes none)
+	next     atomic.Uint64 // requests generated; request k goes as principal k mod len(hdrs)
+}
+
+// newLoadTargeter returns the targeter of the measured call to endpoint
+// with tokens round-robin (none: no Authorization header).
+func newLoadTargeter(endpoint string, tokens []string, ids *atomic.Int64) *loadTargeter {
+	if len(tokens) == 0 {
+		tokens = []string{""}
 	}
+	lt := &loadTargeter{endpoint: endpoint, ids: ids, hdrs: make([]http.Header, len(tokens))}
+	for i, tok := range tokens {
+		lt.hdrs[i] = http.Header{}
+		setHeaders(lt.hdrs[i], tok) // vegeta copies the headers into each request
+	}
+	return lt
+}
+
+// target is the vegeta.Targeter; it is called by every worker at once.
+func (lt *loadTargeter) target(t *vegeta.Target) error {
+	k := lt.next.Add(1) - 1
+	id := lt.ids.Add(1)
+	t.Method = http.MethodPost
+	t.URL = lt.endpoint + "#" + strconv.FormatInt(id, 10)
+	t.Body = searchBody(id)
+	t.Header = lt.hdrs[k%uint64(len(lt.hdrs))]
+	return nil
+}
+
+// perPrincipal returns the number of requests generated as each principal.
+func (lt *loadTargeter) perPrincipal() []int64 {
+	n, p := lt.next.Load(), uint64(len(lt.hdrs))
+	out := make([]int64, p)
+	for i := range out {
+		out[i] = int64(n / p)
+		if uint64(i) < n%p {
+			out[i]++
+		}
+	}
+	return out
 }
 
 // fragmentID returns the id in a result URL's fragment.
@@ -183,6 +216,7 @@ type loadResult struct {
 	cpuClient   time.Duration // the harness itself (load generator)
 	warmupReqs  int
 	sampled     int
+	principals  int // 0: no token
 }
 
 // attack runs one attack and checks every result; it stops early when
@@ -201,19 +235,26 @@ func attack(ctx context.Context, client *http.Client, c int, tr vegeta.Targeter,
 	return time.Since(start)
 }
 
-// measure warms t up for warmup, then measures it for d at concurrency c.
-// Any failed request fails the measurement.
+// measure warms t up for warmup, then measures it for d at concurrency c,
+// spread over env.principals(c) principals when t takes a token. Any
+// failed request fails the measurement.
 func measure(ctx context.Context, env *runEnv, t *target, c int, warmup, d time.Duration) (*loadResult, error) {
-	tok, err := t.token()
+	toks, err := t.principalTokens(ctx, env.principals(c))
 	if err != nil {
 		return nil, err
 	}
-	tr := newTargeter(t.endpoint, tok, env.ids)
+	lt := newLoadTargeter(t.endpoint, toks, env.ids)
+	if toks != nil {
+		// Every generated request is answered or fails the run: counted
+		// once the attacks are over, whatever happens.
+		defer func() { t.addSent(lt.perPrincipal()) }()
+	}
+	tr := lt.target
 	client := newClient(c)
 	defer client.CloseIdleConnections()
 	want := searchResult(searchIn{Query: benchQuery, Workspace: benchWorkspace})
 
-	res := &loadResult{}
+	res := &loadResult{principals: len(toks)}
 	if warmup > 0 {
 		wchk := &checker{want: want}
 		attack(ctx, client, c, tr, warmup, wchk, nil)

@@ -4,6 +4,7 @@
 //
 //	go run ./bench [-duration 5s] [-warmup 1s] [-rounds 5] [-concurrency 1,8,32]
 //	               [-targets direct,proxy,mcpgate-authn,mcpgate-full,sdk-auth]
+//	               [-principals N] [-profile DIR]
 //	               [-mcpgate BIN] [-out FILE] [-track-ids] [-keep]
 //
 // Targets (each its own process; see targetSpecs):
@@ -24,8 +25,21 @@
 // The harness re-executes itself for the go-sdk servers and the proxy
 // (hidden subcommands upstream, proxy and sdk-auth), builds mcpgate with
 // `go build ./cmd/mcpgate` (or takes -mcpgate), and runs its own
-// authorization server (ES256, RFC 8414 metadata, JWKS), which mints one
-// access token per target.
+// authorization server (ES256, RFC 8414 metadata, JWKS), which mints the
+// access tokens: one per target and principal.
+//
+// Principals (-principals N; default 0, one per worker, i.e. N = the
+// level's concurrency): the load of a target that takes a token is spread
+// over N principals, subjects bench-user-1 … bench-user-N with the same
+// client id (bench-agent) and scopes, each with its own token; every
+// request takes the next token round-robin. mcpgate serialises the calls
+// of one principal (its sequence history is updated atomically per
+// call), so one token driven by 32 workers measures a single agent
+// issuing 32 concurrent calls; N principals measure N agents, the usual
+// case for a gateway in front of many people. Each principal is primed
+// once before its first load where the target needs it (mcpgate-full:
+// open_workspace, which its order rule search-after-open requires);
+// tokens and priming are kept for the rest of the run.
 //
 // Method: for each concurrency level c and each of R rounds, every target
 // runs in turn, the order rotated by one each round; a run is a warm-up
@@ -38,10 +52,20 @@
 // before and after the measured window. The table shows, per target and
 // concurrency, the median over rounds of each figure.
 //
+// Profiles (-profile DIR): after the measurements, every mcpgate target
+// gets one extra unmeasured run at the highest concurrency for
+// max(-duration, 5s), during which the harness fetches a CPU profile from
+// mcpgate's admin listener (GET /debug/pprof/profile, behind a random
+// bearer secret written 0600 into the target's work directory), then a
+// heap profile; they are saved as DIR/<target>-cpu.pprof and
+// DIR/<target>-heap.pprof and listed in the report. The configurations
+// turn admin.profiling on only with -profile.
+//
 // After the load the harness checks mcpgate-full: a call its rules refuse
 // is refused, a credential in a tool result is redacted, metrics were
 // exported, and, once it has stopped, `mcpgate audit verify` proves its
-// audit trail whole, holding a decision for every search.
+// audit trail whole, holding a decision for every search, and for each
+// principal as many as the harness sent as that principal.
 package main
 
 import (
@@ -93,6 +117,18 @@ type Config struct {
 	// temporary directory, removed at the end unless Keep.
 	WorkDir string
 	Keep    bool
+	// Principals is the number of principals the load of a target that
+	// takes a token is spread over (subjects bench-user-1 …
+	// bench-user-N, one token each, round-robin per request); 0: one per
+	// worker, i.e. the run's concurrency.
+	Principals int
+	// Profile, when set, is a directory that receives a CPU and a heap
+	// profile of every mcpgate target, taken during one extra unmeasured
+	// run at the highest concurrency after the measurements.
+	Profile string
+	// ProfileTime is the length of that run (whole seconds); 0 →
+	// max(Duration, 5s).
+	ProfileTime time.Duration
 	// Tools is the number of tools of the upstream and the full route.
 	Tools int
 	// Self is the argv prefix that re-executes the harness; nil →
@@ -102,7 +138,11 @@ type Config struct {
 	CommandLine string
 }
 
-// Validate reports every problem of c at once.
+// maxPrincipals bounds -principals: each is minted a token and primed.
+const maxPrincipals = 10000
+
+// Validate reports every problem of c at once. With Profile set it
+// creates that directory (and checks a file can be written there).
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Duration <= 0 {
@@ -143,6 +183,21 @@ func (c *Config) Validate() error {
 	if c.MCPGate != "" {
 		if st, err := os.Stat(c.MCPGate); err != nil || st.IsDir() {
 			errs = append(errs, fmt.Errorf("-mcpgate %s: not a file", c.MCPGate))
+		}
+	}
+	if c.Principals < 0 || c.Principals > maxPrincipals {
+		errs = append(errs, fmt.Errorf("-principals: %d is not between 0 (one per worker) and %d", c.Principals, maxPrincipals))
+	}
+	if c.ProfileTime < 0 {
+		errs = append(errs, errors.New("profile time must not be negative"))
+	}
+	if c.Profile != "" {
+		if !slices.ContainsFunc(c.Targets, isGateTarget) {
+			errs = append(errs, errors.New("-profile needs an mcpgate target"))
+		}
+		// Created now: a directory that cannot be is known before the run.
+		if err := checkWritableDir(c.Profile); err != nil {
+			errs = append(errs, fmt.Errorf("-profile: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -191,6 +246,8 @@ func cliMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Out, "out", "", "also write the report and the raw per-round numbers (JSON) to `file`")
 	fs.BoolVar(&cfg.TrackIDs, "track-ids", false, "upstreams record every JSON-RPC id; checks they are unique (costs upstream CPU)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (configurations, audit files)")
+	fs.IntVar(&cfg.Principals, "principals", 0, "spread the load of targets that take a token over `N` principals (0: one per worker)")
+	fs.StringVar(&cfg.Profile, "profile", "", "after the measurements, profile every mcpgate target (CPU and heap, pprof) into `dir`")
 	verbose := fs.Bool("v", false, "progress of every run on standard error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -301,7 +358,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 	for _, s := range targetSpecs() {
 		specs[s.name] = s
 	}
-	needGate := slices.ContainsFunc(cfg.Targets, func(n string) bool { return strings.HasPrefix(n, "mcpgate") })
+	needGate := slices.ContainsFunc(cfg.Targets, isGateTarget)
 	if needGate {
 		env.mcpgateBin = cfg.MCPGate
 		if env.mcpgateBin == "" {
@@ -367,6 +424,26 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 					slog.Float64("req_per_s", float64(run.Throughput)), slog.Float64("p50_us", float64(run.P50)), slog.Float64("p99_us", float64(run.P99)),
 					slog.Float64("cpu_us_per_req", float64(run.CPUTotal)))
 			}
+		}
+	}
+
+	// The profiles: one unmeasured run per mcpgate target.
+	if cfg.Profile != "" {
+		top := slices.Max(cfg.Concurrency)
+		for _, t := range targets {
+			if !isGateTarget(t.name) {
+				continue
+			}
+			log.Info("profiling", slog.String("target", t.name), slog.Int("concurrency", top), slog.Duration("time", cfg.profileTime()))
+			files, err := profileTarget(ctx, env, t, top, cfg.profileTime(), cfg.Profile)
+			if err != nil {
+				return rep, fmt.Errorf("profile: %w", err)
+			}
+			rep.Profiles = append(rep.Profiles, files...)
+		}
+		rep.MCPGateBinary = env.mcpgateBin
+		if cfg.MCPGate == "" && cfg.WorkDir == "" && !cfg.Keep {
+			rep.MCPGateBinary += " (removed with the work directory; -keep keeps it)"
 		}
 	}
 

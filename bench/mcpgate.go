@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -48,6 +50,10 @@ type gateConfig struct {
 	Listen, Base, Issuer, Upstream, AdminListen string
 	RoutePath, AuditFile, SigningKey            string
 	Detectors, Fillers                          []string
+	// Profiling turns on the admin listener's /debug/pprof/ (-profile),
+	// behind the bearer secret in AdminTokenFile.
+	Profiling      bool
+	AdminTokenFile string
 }
 
 // renderConfig renders template name with c.
@@ -134,8 +140,9 @@ type gateOptions struct {
 	// audited: the file sink with a signing key; the harness verifies the
 	// trail after the run.
 	audited bool
-	// prime runs once before the load (requests the rules need).
-	prime func(ctx context.Context, t *target) error
+	// prime runs once per principal, with its token, before its first
+	// load (requests the rules need).
+	prime func(ctx context.Context, t *target, token string) error
 	// probes run after the load, before the processes stop.
 	probes func(ctx context.Context, env *runEnv, t *target) []Check
 }
@@ -176,6 +183,13 @@ func mcpgateTarget(o gateOptions) startFunc {
 			}
 			t.auditFile = gc.AuditFile
 		}
+		if env.cfg.Profile != "" {
+			gc.Profiling = true
+			gc.AdminTokenFile = filepath.Join(dir, "admin-token")
+			if t.adminSecret, err = writeAdminSecret(gc.AdminTokenFile); err != nil {
+				return fail(err)
+			}
+		}
 		yaml, err := renderConfig(o.template, gc)
 		if err != nil {
 			return fail(err)
@@ -195,12 +209,7 @@ func mcpgateTarget(o gateOptions) startFunc {
 		if err := waitGateReady(ctx, t); err != nil {
 			return fail(err)
 		}
-		if o.prime != nil {
-			if err := o.prime(ctx, t); err != nil {
-				return fail(fmt.Errorf("prime: %w", err))
-			}
-		}
-		t.probes = o.probes
+		t.prime, t.probes = o.prime, o.probes
 		return t, nil
 	}
 }
@@ -236,10 +245,25 @@ func waitGateReady(ctx context.Context, t *target) error {
 	return fmt.Errorf("mcpgate not ready after 30s:\n%s", t.front.stderr.String())
 }
 
-// primeWorkspace opens the bench workspace once: the full configuration's
-// order rule search-after-open needs it before any search.
-func primeWorkspace(ctx context.Context, t *target) error {
-	body, status, err := t.call(ctx, "open_workspace", map[string]any{"workspace": benchWorkspace})
+// writeAdminSecret writes a fresh random admin bearer secret (32 random
+// bytes, hex: 64 characters, no newline) to path, 0600, and returns it.
+func writeAdminSecret(path string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("admin secret: %w", err)
+	}
+	secret := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+		return "", fmt.Errorf("admin secret: %w", err)
+	}
+	return secret, nil
+}
+
+// primeWorkspace opens the bench workspace once as the principal of tok:
+// the full configuration's order rule search-after-open needs it before
+// that principal's first search (mcpgate keeps a history per principal).
+func primeWorkspace(ctx context.Context, t *target, tok string) error {
+	body, status, err := t.callAs(ctx, tok, "open_workspace", map[string]any{"workspace": benchWorkspace})
 	if err != nil {
 		return err
 	}
@@ -355,7 +379,8 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 
 // verifyAudit runs `mcpgate audit verify` on the target's audit files
 // and checks that the trail holds the run: a decision record for every
-// search that reached the upstream, and the deny probe's refusal.
+// search that reached the upstream, as many for each principal as the
+// harness sent as that principal, and the deny probe's refusal.
 func verifyAudit(ctx context.Context, env *runEnv, t *target, searches int64) []Check {
 	var out []Check
 	files, err := filepath.Glob(t.auditFile + "*")
@@ -370,23 +395,54 @@ func verifyAudit(ctx context.Context, env *runEnv, t *target, searches int64) []
 	out = append(out, Check{Target: t.name, Name: "audit-verify", OK: err == nil,
 		Detail: fmt.Sprintf("mcpgate audit verify %s --key %s: exit %v; %s", strings.Join(files, " "), t.auditPub, exitCode(err), oneLine(detail))})
 
-	allowed, denied, err := scanAudit(files, t.denyProbeID)
+	sc, err := scanAudit(files, t.denyProbeID)
 	if err != nil {
 		out = append(out, Check{Target: t.name, Name: "audit-records", OK: false, Detail: err.Error()})
 		return out
 	}
-	out = append(out, Check{Target: t.name, Name: "audit-records", OK: int64(allowed) == searches && denied,
-		Detail: fmt.Sprintf("%d allow decisions for search (%d searches sent); deny probe recorded as seq:export-after-approval: %v", allowed, searches, denied)})
+	out = append(out, Check{Target: t.name, Name: "audit-records", OK: int64(sc.allowed) == searches && sc.denyFound,
+		Detail: fmt.Sprintf("%d allow decisions for search (%d searches sent); deny probe recorded as seq:export-after-approval: %v", sc.allowed, searches, sc.denyFound)})
+	out = append(out, principalCheck(t, sc.bySubject))
 	return out
 }
 
-// scanAudit counts the allow decisions for search and finds the deny
-// decision of the probe with JSON-RPC id denyID.
-func scanAudit(files []string, denyID string) (allowedSearches int, denyFound bool, err error) {
+// principalCheck compares the allow decisions for search per subject with
+// what the harness sent as each principal: the same subjects, the same
+// counts.
+func principalCheck(t *target, bySubject map[string]int) Check {
+	ok := len(t.sentBy) > 0 && len(bySubject) == len(t.sentBy)
+	counts := make([]int, len(t.sentBy))
+	for i, sent := range t.sentBy {
+		counts[i] = bySubject[principalSubject(i)]
+		if int64(counts[i]) != sent || sent == 0 {
+			ok = false
+		}
+	}
+	lo, hi := 0, 0
+	if len(counts) > 0 {
+		lo, hi = slices.Min(counts), slices.Max(counts)
+	}
+	return Check{Target: t.name, Name: "audit-principals", OK: ok,
+		Detail: fmt.Sprintf("allow decisions for search by %d subjects (%d principals used), %d to %d each; each equal to what the harness sent as that principal: %v",
+			len(bySubject), len(t.sentBy), lo, hi, ok)}
+}
+
+// auditScan is what scanAudit found.
+type auditScan struct {
+	allowed   int            // allow decisions for search
+	bySubject map[string]int // the same, by subject
+	denyFound bool           // the deny probe's refusal
+}
+
+// scanAudit counts the allow decisions for search, in all and by
+// subject, and finds the deny decision of the probe with JSON-RPC id
+// denyID.
+func scanAudit(files []string, denyID string) (auditScan, error) {
+	res := auditScan{bySubject: map[string]int{}}
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			return 0, false, err
+			return auditScan{}, err
 		}
 		sc := bufio.NewScanner(fh)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -396,7 +452,8 @@ func scanAudit(files []string, denyID string) (allowedSearches int, denyFound bo
 				continue
 			}
 			if bytes.Contains(line, []byte(`"tool":"search"`)) && bytes.Contains(line, []byte(`"decision":"allow"`)) {
-				allowedSearches++
+				res.allowed++
+				res.bySubject[jsonStringMember(line, "subject")]++
 				continue
 			}
 			if denyID != "" && bytes.Contains(line, []byte(`"decision":"deny"`)) {
@@ -405,16 +462,33 @@ func scanAudit(files []string, denyID string) (allowedSearches int, denyFound bo
 					Rule  string `json:"rule"`
 				}
 				if json.Unmarshal(line, &e) == nil && e.RPCID == denyID && e.Rule == "seq:export-after-approval" {
-					denyFound = true
+					res.denyFound = true
 				}
 			}
 		}
 		fh.Close()
 		if err := sc.Err(); err != nil {
-			return 0, false, fmt.Errorf("read %s: %w", f, err)
+			return auditScan{}, fmt.Errorf("read %s: %w", f, err)
 		}
 	}
-	return allowedSearches, denyFound, nil
+	return res, nil
+}
+
+// jsonStringMember returns the raw value of the first member "name":"…"
+// of a compact JSON line, "" when absent. It does not unescape: the
+// harness's subjects hold nothing JSON escapes.
+func jsonStringMember(line []byte, name string) string {
+	key := `"` + name + `":"`
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(v[:j])
 }
 
 func exitCode(err error) int {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -238,7 +239,7 @@ func TestAttackFailsLoudly(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
 			var ids atomic.Int64
-			tr := newTargeter(srv.URL+"/mcp", "tok", &ids)
+			tr := newLoadTargeter(srv.URL+"/mcp", []string{"tok"}, &ids).target
 			chk := &checker{want: want}
 			var lat []time.Duration
 			client := newClient(2)
@@ -288,6 +289,56 @@ func TestConfigValidate(t *testing.T) {
 	if err := (&Config{Duration: time.Second, Rounds: 1, Tools: 50}).Validate(); err == nil || !strings.Contains(err.Error(), "-concurrency needs") || !strings.Contains(err.Error(), "-targets needs") {
 		t.Errorf("empty lists: %v", err)
 	}
+
+	// -principals and -profile.
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		edit    func(c *Config)
+		wantErr []string
+	}{
+		{"principals 0 (one per worker)", func(c *Config) { c.Principals = 0 }, nil},
+		{"principals 3", func(c *Config) { c.Principals = 3 }, nil},
+		{"principals at the bound", func(c *Config) { c.Principals = maxPrincipals }, nil},
+		{"negative principals", func(c *Config) { c.Principals = -1 }, []string{"-principals: -1 is not between"}},
+		{"too many principals", func(c *Config) { c.Principals = maxPrincipals + 1 }, []string{"-principals"}},
+		{"profile dir created", func(c *Config) { c.Profile = filepath.Join(t.TempDir(), "a", "b") }, nil},
+		{"profile dir under a file", func(c *Config) { c.Profile = filepath.Join(file, "prof") }, []string{"-profile", "not a directory"}},
+		{"profile dir is a file", func(c *Config) { c.Profile = file }, []string{"-profile"}},
+		{"profile without mcpgate", func(c *Config) { c.Profile = t.TempDir(); c.Targets = []string{"direct"} }, []string{"-profile needs an mcpgate target"}},
+		{"negative profile time", func(c *Config) { c.ProfileTime = -time.Second }, []string{"profile time"}},
+		{"every problem at once", func(c *Config) { c.Principals = -2; c.Profile = filepath.Join(file, "x"); c.Rounds = 0 },
+			[]string{"-principals", "-profile", "-rounds"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{Duration: time.Second, Rounds: 1, Concurrency: []int{1}, Targets: []string{"mcpgate-full"}, Tools: 50}
+			tc.edit(&c)
+			err := c.Validate()
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				if c.Profile != "" {
+					if st, err := os.Stat(c.Profile); err != nil || !st.IsDir() {
+						t.Errorf("profile dir not created: %v", err)
+					}
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+		})
+	}
+
 	if got, err := parseInts("1, 8,32,"); err != nil || fmt.Sprint(got) != "[1 8 32]" {
 		t.Errorf("parseInts = %v, %v", got, err)
 	}
@@ -299,7 +350,12 @@ func TestConfigValidate(t *testing.T) {
 // TestCLIRejectsBadFlags: exit code 2 and a message naming the problem,
 // without starting anything.
 func TestCLIRejectsBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-rounds", "0"}, {"-targets", "mcpgate-redis"}, {"-concurrency", "a"}, {"extra"}} {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-rounds", "0"}, {"-targets", "mcpgate-redis"}, {"-concurrency", "a"}, {"extra"},
+		{"-principals", "-1"}, {"-principals", "x"}, {"-profile", filepath.Join(file, "prof")}, {"-profile", t.TempDir(), "-targets", "direct,proxy"}} {
 		var out, errb strings.Builder
 		if code := cliMain(args, &out, &errb); code != 2 || errb.Len() == 0 || out.Len() != 0 {
 			t.Errorf("cliMain(%v) = %d, stdout %q, stderr %q", args, code, out.String(), errb.String())

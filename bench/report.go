@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,11 @@ type Report struct {
 	Runs     []Run        `json:"runs"`
 	Summary  []Summary    `json:"summary"`
 	Checks   []Check      `json:"checks"`
-	Markdown string       `json:"-"`
+	// Profiles are the files -profile wrote; MCPGateBinary is the binary
+	// they profiled.
+	Profiles      []ProfileFile `json:"profiles,omitempty"`
+	MCPGateBinary string        `json:"mcpgate_binary,omitempty"`
+	Markdown      string        `json:"-"`
 }
 
 // Machine describes where the run happened.
@@ -49,11 +54,27 @@ type Settings struct {
 	Targets     []string `json:"targets"`
 	Tools       int      `json:"tools"`
 	TrackIDs    bool     `json:"track_ids"`
+	// Principals is -principals: 0 is one per worker (N = concurrency).
+	Principals int    `json:"principals"`
+	Profile    string `json:"profile_dir,omitempty"`
 }
 
 func settingsOf(c Config) Settings {
 	return Settings{Duration: c.Duration.String(), Warmup: c.Warmup.String(), Rounds: c.Rounds,
-		Concurrency: c.Concurrency, Targets: c.Targets, Tools: c.Tools, TrackIDs: c.TrackIDs}
+		Concurrency: c.Concurrency, Targets: c.Targets, Tools: c.Tools, TrackIDs: c.TrackIDs,
+		Principals: c.Principals, Profile: c.Profile}
+}
+
+// principalsText describes the principals setting.
+func principalsText(s Settings) string {
+	if s.Principals == 0 {
+		levels := make([]string, len(s.Concurrency))
+		for i, c := range s.Concurrency {
+			levels[i] = strconv.Itoa(c)
+		}
+		return "one per worker (N = concurrency: " + strings.Join(levels, ", ") + ")"
+	}
+	return strconv.Itoa(s.Principals)
 }
 
 // TargetInfo names a target and its mcpgate configuration, if any.
@@ -93,6 +114,7 @@ type Run struct {
 	Requests    int    `json:"requests"`
 	Warmup      int    `json:"warmup_requests"`
 	Sampled     int    `json:"bodies_decoded"`
+	Principals  int    `json:"principals"` // the load's principals; 0: the target takes no token
 	Elapsed     num    `json:"elapsed_s"`
 	Throughput  num    `json:"req_per_s"`
 	P50         num    `json:"p50_us"`
@@ -116,7 +138,7 @@ func newRun(target string, c, round, pos int, r *loadResult) Run {
 	}
 	return Run{
 		Target: target, Concurrency: c, Round: round + 1, Position: pos + 1,
-		Requests: r.requests, Warmup: r.warmupReqs, Sampled: r.sampled,
+		Requests: r.requests, Warmup: r.warmupReqs, Sampled: r.sampled, Principals: r.principals,
 		Elapsed:     num(r.elapsed.Seconds()),
 		Throughput:  num(n / r.elapsed.Seconds()),
 		P50:         us(percentile(r.latencies, 0.50)),
@@ -246,6 +268,10 @@ func renderMarkdown(r *Report) string {
 		"per level %d round(s), target order rotated each round; each run %s warm-up (not measured) + %s measured; "+
 		"figures are medians over rounds; p50/p99 exact from every latency; CPU = utime+stime from /proc/<pid>/stat (CLK_TCK %d) of each process over the measured window, divided by its requests. "+
 		"The load generator shares the machine.\n", s.Rounds, s.Warmup, s.Duration, m.ClockTicks)
+	fmt.Fprintf(&b, "- principals: %s. The load of each target that takes a token is spread over N principals (subjects bench-user-1 … bench-user-N, "+
+		"client bench-agent, same scopes, a token each), round-robin per request, each primed before its first load. "+
+		"mcpgate serialises one principal's calls (its history is updated atomically per call): one token driven by c workers measures one agent "+
+		"issuing c concurrent calls, N principals measure N agents.\n", principalsText(s))
 	b.WriteString("\n| target | what |\n|---|---|\n")
 	for _, t := range r.Targets {
 		about := t.About
@@ -255,6 +281,13 @@ func renderMarkdown(r *Report) string {
 		fmt.Fprintf(&b, "| %s | %s |\n", t.Name, about)
 	}
 	b.WriteString(renderTables(r.Summary, s.Concurrency))
+	if len(r.Profiles) > 0 {
+		fmt.Fprintf(&b, "\n### Profiles\n\nAfter the measurements, one unmeasured run per mcpgate target at concurrency %d; "+
+			"read with `go tool pprof -top -cum FILE` (mcpgate binary: `%s`).\n\n", slices.Max(s.Concurrency), r.MCPGateBinary)
+		for _, p := range r.Profiles {
+			fmt.Fprintf(&b, "- %s %s: `%s` (%d bytes) — %s\n", p.Target, p.Kind, p.Path, p.Bytes, p.Detail)
+		}
+	}
 	if len(r.Checks) > 0 {
 		b.WriteString("\n### Checks\n\n")
 		for _, c := range r.Checks {

@@ -65,6 +65,15 @@ type runEnv struct {
 	log        *slog.Logger
 }
 
+// principals returns the number of principals the load at concurrency c
+// is spread over (-principals; 0: one per worker).
+func (e *runEnv) principals(c int) int {
+	if e.cfg.Principals > 0 {
+		return e.cfg.Principals
+	}
+	return c
+}
+
 // childArgs returns the argv of a hidden subcommand.
 func (e *runEnv) childArgs(role string, args ...string) []string {
 	out := append(slices.Clone(e.self), role, "-tools", strconv.Itoa(e.cfg.Tools))
@@ -95,11 +104,19 @@ type target struct {
 	upstreamURL string   // base URL of the upstream process (its /debug/ids)
 
 	adminURL, configFile, auditFile, auditPub string // mcpgate targets
+	adminSecret                               string // the admin bearer secret (-profile); never logged
+
+	// prime runs once per principal before its first load (requests the
+	// target's rules need), with that principal's token; primed is the
+	// number of principals (bench-user-1 … bench-user-primed) done.
+	prime  func(ctx context.Context, t *target, token string) error
+	primed int
 
 	probes func(ctx context.Context, env *runEnv, t *target) []Check
 
 	forwarded   atomic.Int64 // tools/call requests that reached the upstream
 	searches    atomic.Int64 // search calls answered (load)
+	sentBy      []int64      // load searches sent, by principal (index i: bench-user-(i+1))
 	lastID      int64        // id of the last single call
 	denyProbeID string
 	client      http.Client
@@ -151,12 +168,53 @@ func directProbes(ctx context.Context, env *runEnv, t *target) []Check {
 		Detail: fmt.Sprintf("leak_key direct: HTTP %d, the fake key is in the result: %v", status, strings.Contains(text, env.fakeKey))}}
 }
 
-// token returns the bearer token for the target, "" when it needs none.
+// principalSubject is the subject of principal i (0-based).
+func principalSubject(i int) string { return "bench-user-" + strconv.Itoa(i+1) }
+
+// token returns the bearer token of the target's first principal (the
+// one the probes and other single calls use), "" when it needs none.
 func (t *target) token() (string, error) {
 	if t.audience == "" {
 		return "", nil
 	}
-	return t.env.issuer.token(t.audience, "bench-user")
+	return t.env.issuer.token(t.audience, principalSubject(0))
+}
+
+// principalTokens returns the tokens of principals 1…n, each primed (see
+// target.prime) before it is returned for the first time; nil when the
+// target takes no token. The tokens are cached by the issuer (re-minted
+// only near expiry) and priming is done once per principal, so rounds
+// and levels reuse both.
+func (t *target) principalTokens(ctx context.Context, n int) ([]string, error) {
+	if t.audience == "" {
+		return nil, nil
+	}
+	toks := make([]string, n)
+	for i := range toks {
+		tok, err := t.env.issuer.token(t.audience, principalSubject(i))
+		if err != nil {
+			return nil, err
+		}
+		toks[i] = tok
+	}
+	if t.prime != nil {
+		for ; t.primed < n; t.primed++ {
+			if err := t.prime(ctx, t, toks[t.primed]); err != nil {
+				return nil, fmt.Errorf("%s: prime %s: %w", t.name, principalSubject(t.primed), err)
+			}
+		}
+	}
+	return toks, nil
+}
+
+// addSent adds a load's per-principal counts to t.sentBy.
+func (t *target) addSent(counts []int64) {
+	for len(t.sentBy) < len(counts) {
+		t.sentBy = append(t.sentBy, 0)
+	}
+	for i, n := range counts {
+		t.sentBy[i] += n
+	}
 }
 
 // stop stops the target's processes, the front first.
@@ -194,9 +252,18 @@ func setHeaders(h http.Header, token string) {
 	}
 }
 
-// call sends one tools/call outside the load and returns the body and
-// status; t.lastID is its JSON-RPC id.
+// call sends one tools/call outside the load as the first principal and
+// returns the body and status; t.lastID is its JSON-RPC id.
 func (t *target) call(ctx context.Context, tool string, args map[string]any) ([]byte, int, error) {
+	tok, err := t.token()
+	if err != nil {
+		return nil, 0, err
+	}
+	return t.callAs(ctx, tok, tool, args)
+}
+
+// callAs is call with the given token ("" for none).
+func (t *target) callAs(ctx context.Context, tok, tool string, args map[string]any) ([]byte, int, error) {
 	id := t.env.ids.Add(1)
 	t.lastID = id
 	b, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -207,10 +274,6 @@ func (t *target) call(ctx context.Context, tool string, args map[string]any) ([]
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.endpoint, bytes.NewReader(b))
-	if err != nil {
-		return nil, 0, err
-	}
-	tok, err := t.token()
 	if err != nil {
 		return nil, 0, err
 	}
