@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"cel.dev/cel-go/common/types"
 
@@ -291,8 +293,32 @@ func TestNameTable(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(*nt.m.Load()); n > maxNames {
+	if n := len(*nt.vals.Load()); n > maxNames {
 		t.Fatalf("%d names kept, bound %d", n, maxNames)
+	}
+	// Interned names and label sets: equal to what was given, shared
+	// between callers, bounded.
+	a1, a2 := nt.intern(strings.Repeat("a", 3)), nt.intern("aaa")
+	if a1 != "aaa" || unsafe.StringData(a1) != unsafe.StringData(a2) {
+		t.Fatal("intern did not share the string")
+	}
+	l1, l2 := nt.labels([]string{"x", "y"}), nt.labels([]string{"x", "y"})
+	if !slices.Equal(l1, []string{"x", "y"}) || &l1[0] != &l2[0] {
+		t.Fatalf("labels %q %q not shared", l1, l2)
+	}
+	if l3 := nt.labels([]string{"x\x00y"}); slices.Equal(l3, l1) || len(l3) != 1 {
+		t.Fatalf("label sets confused: %q", l3)
+	}
+	if nt.labels(nil) != nil {
+		t.Fatal("no labels should stay nil")
+	}
+	for i := range maxNames + 10 {
+		if got := nt.intern("n" + strconv.Itoa(i)); got != "n"+strconv.Itoa(i) {
+			t.Fatalf("intern past the bound: %q", got)
+		}
+	}
+	if n := len(*nt.strs.Load()); n > maxNames {
+		t.Fatalf("%d interned strings, bound %d", n, maxNames)
 	}
 	if v := (*nameTable)(nil).str("x"); v != types.String("x") {
 		t.Fatalf("nil table: %v", v)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -398,22 +399,47 @@ func celIndex(i int) ref.Val {
 }
 
 // nameTable holds tool, route and label names as CEL strings, boxed once
-// per compiled policy: a scan of the history reads them for every entry.
-// Reads take no lock; a new name copies the table (names are few: the
-// configured tools and labels). The table is bounded; past the bound a
-// name is boxed on each read.
+// per compiled policy (a scan of the history reads them for every entry),
+// and interns the names and label sets of recorded calls, so that the
+// entries of a history share them: less memory, and a scan reads a few
+// hot cache lines instead of one line per entry. Reads take no lock; a
+// new name copies its table (names are few: the configured tools, routes
+// and labels). Each table is bounded; past the bound a name is boxed or
+// copied on each use, as without the table.
 type nameTable struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[string]ref.Val]
+	mu    sync.Mutex
+	vals  atomic.Pointer[map[string]ref.Val]
+	strs  atomic.Pointer[map[string]string]
+	lsets atomic.Pointer[map[string][]string] // by the labels, length-prefixed
 }
 
 const maxNames = 4096
 
+// cowPut returns a copy of *m with k set to v, nil when m is full.
+func cowPut[V any](m *map[string]V, k string, v V) *map[string]V {
+	n := 0
+	if m != nil {
+		n = len(*m)
+	}
+	if n >= maxNames {
+		return nil
+	}
+	out := make(map[string]V, n+1)
+	if m != nil {
+		for k, x := range *m {
+			out[k] = x
+		}
+	}
+	out[k] = v
+	return &out
+}
+
+// str returns s as a CEL string.
 func (t *nameTable) str(s string) ref.Val {
 	if t == nil {
 		return types.String(s)
 	}
-	if m := t.m.Load(); m != nil {
+	if m := t.vals.Load(); m != nil {
 		if v, ok := (*m)[s]; ok {
 			return v
 		}
@@ -421,26 +447,54 @@ func (t *nameTable) str(s string) ref.Val {
 	v := ref.Val(types.String(s))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := t.m.Load()
-	if old != nil && len(*old) >= maxNames {
-		return v
+	if m := cowPut(t.vals.Load(), strings.Clone(s), v); m != nil {
+		t.vals.Store(m)
 	}
-	m := make(map[string]ref.Val, 1+lenOf(old))
-	if old != nil {
-		for k, x := range *old {
-			m[k] = x
-		}
-	}
-	m[strings.Clone(s)] = v
-	t.m.Store(&m)
 	return v
 }
 
-func lenOf(m *map[string]ref.Val) int {
-	if m == nil {
-		return 0
+// intern returns a string equal to s, shared by every caller.
+func (t *nameTable) intern(s string) string {
+	if m := t.strs.Load(); m != nil {
+		if v, ok := (*m)[s]; ok {
+			return v
+		}
 	}
-	return len(*m)
+	v := strings.Clone(s)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m := cowPut(t.strs.Load(), v, v); m != nil {
+		t.strs.Store(m)
+	}
+	return v
+}
+
+// labels returns a slice equal to ls, shared by every caller: never
+// modify it.
+func (t *nameTable) labels(ls []string) []string {
+	if len(ls) == 0 {
+		return nil
+	}
+	var kb [256]byte
+	key := kb[:0]
+	for _, l := range ls {
+		key = append(binary.AppendUvarint(key, uint64(len(l))), l...) // length-prefixed: unambiguous
+	}
+	if m := t.lsets.Load(); m != nil {
+		if v, ok := (*m)[string(key)]; ok {
+			return v
+		}
+	}
+	v := make([]string, len(ls))
+	for i, l := range ls {
+		v[i] = t.intern(l)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m := cowPut(t.lsets.Load(), string(key), v); m != nil {
+		t.lsets.Store(m)
+	}
+	return v
 }
 
 // labelList is an entry's labels as a CEL list of strings: membership

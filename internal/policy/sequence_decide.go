@@ -351,7 +351,8 @@ func inWindow(c *state.Counter, now time.Time, window time.Duration) int {
 // record adds an allowed call to the run's state.
 func (d *decideRun) record(h *state.History, cs []*state.Counter) {
 	c := d.c
-	h.Entries = append(h.Entries, state.Entry{At: d.now, Route: c.Route, Tool: c.Tool, Labels: slices.Clip(slices.Clone(c.Labels))})
+	names := d.s.names
+	h.Entries = append(h.Entries, state.Entry{At: d.now, Route: names.intern(c.Route), Tool: names.intern(c.Tool), Labels: names.labels(c.Labels)})
 	h.AddTaint(c.Labels...)
 	h.AddTaint(c.ResultLabels...)
 	if h.Counts == nil {

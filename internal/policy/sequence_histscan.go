@@ -118,7 +118,7 @@ func historyScanFunctions() cel.EnvOption {
 // scanLib bundles the scan functions as one environment option.
 type scanLib []cel.EnvOption
 
-func (l scanLib) CompileOptions() []cel.EnvOption { return l }
+func (l scanLib) CompileOptions() []cel.EnvOption   { return l }
 func (scanLib) ProgramOptions() []cel.ProgramOption { return nil }
 
 // historyScans is the optimizer that rewrites scans; it appends the
