@@ -79,6 +79,12 @@ func (f *forwarding) finish() {
 	if p := f.ended.Load(); p != nil {
 		why = *p
 	}
+	if f.upStatus != 0 && f.copyErr == nil {
+		// The answer is complete: send it before the outcome record is
+		// written, which then costs the client no latency. (The decision
+		// record was written before anything was forwarded.)
+		_ = http.NewResponseController(f.x.w).Flush()
+	}
 	f.x.recordOutcome(f.upStatus, f.upTime, f.relayed, f.filtered, f.copyErr, why)
 }
 
