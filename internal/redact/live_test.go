@@ -124,3 +124,21 @@ func TestScanStringCleanCache(t *testing.T) {
 		t.Fatalf("%d entries, bound %d", n, maxCleanEntries)
 	}
 }
+
+// BenchmarkScanString: a header value scanned through a prepared Live
+// once known clean (the first scan of a value is BenchmarkScanText/header).
+func BenchmarkScanString(b *testing.B) {
+	s, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var l Live
+	l.Init(s, []string{strings.Repeat("k", 40)})
+	b.Run("repeated", func(b *testing.B) {
+		l.ScanString("application/json, text/event-stream")
+		b.ReportAllocs()
+		for b.Loop() {
+			l.ScanString("application/json, text/event-stream")
+		}
+	})
+}
