@@ -41,8 +41,10 @@ func TestHarnessEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// CPU is read in clock ticks (10 ms): a measured window of a second
+	// keeps a busy process above one tick even on a loaded machine.
 	cfg := Config{
-		Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond, Rounds: 1,
+		Duration: time.Second, Warmup: 100 * time.Millisecond, Rounds: 1,
 		Concurrency: []int{2}, Targets: targetNames(), Tools: 50, TrackIDs: true,
 		WorkDir: t.TempDir(), Self: []string{exe}, CommandLine: "go test ./bench",
 	}

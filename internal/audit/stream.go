@@ -176,6 +176,12 @@ func (s *StreamSink) lock(ctx context.Context, timeout <-chan time.Time) error {
 	}
 	select {
 	case s.sem <- struct{}{}:
+		// When the token and the end of the wait came together, select
+		// chose at random: a caller that has given up never writes.
+		if err := ctx.Err(); err != nil {
+			<-s.sem
+			return fmt.Errorf("audit: record not written (an earlier write is still in progress): %w", err)
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("audit: record not written (an earlier write is still in progress): %w", ctx.Err())
