@@ -31,7 +31,6 @@ package audit
 // reports it as truncated); only a shutdown checkpoint marks a clean end.
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -92,10 +91,6 @@ const zeroPrev = "00000000000000000000000000000000000000000000000000000000000000
 // the key.
 const checkpointDomain = "mcpgate-audit-checkpoint-v1\n"
 
-// bodyPrefix is how json.Marshal starts an Event whose Seq and Prev are
-// zero; encodeBody strips it and the chain writes the real values.
-const bodyPrefix = `{"seq":0,"prev":""`
-
 // chain is the chain's head: the seq and line hash of the last record
 // written. It is a value: a sink encodes a batch on a copy and keeps the
 // copy only once the batch is written, so the head always matches the
@@ -108,23 +103,20 @@ type chain struct {
 func newChain() chain { return chain{prev: zeroPrev} }
 
 // encodeBody encodes e as JSON without its Seq and Prev: the bytes that
-// follow `"prev":"…"` in the line. It runs on the caller's goroutine, so
-// the sink never touches the caller's Event.
+// follow `"prev":"…"` in the line, exactly what json.Marshal gives there
+// (encode.go). It runs on the caller's goroutine, so the sink never
+// touches the caller's Event, and allocates only the body it returns.
 func encodeBody(e *Event) ([]byte, error) {
 	if e.Kind == KindCheckpoint || e.Checkpoint != nil {
 		return nil, errors.New("audit: checkpoint records are written by the sink, not by callers")
 	}
-	ev := *e
-	ev.Seq, ev.Prev = 0, ""
-	b, err := json.Marshal(&ev)
-	if err != nil {
+	// One allocation for a usual record (a few hundred bytes); a larger
+	// one grows as append grows it.
+	body, err := appendEventBody(make([]byte, 0, 1024), e)
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("audit: encode: %w", err)
-	}
-	if !bytes.HasPrefix(b, []byte(bodyPrefix)) {
-		return nil, fmt.Errorf("audit: encode: unexpected record prefix %.24q", b)
-	}
-	body := b[len(bodyPrefix):]
-	if len(body)+lineOverhead > MaxRecordBytes {
+	case len(body)+lineOverhead > MaxRecordBytes:
 		return nil, fmt.Errorf("%w: %d bytes, at most %d (request %q)", ErrRecordTooLarge, len(body)+lineOverhead, MaxRecordBytes, short(e.RequestID))
 	}
 	return body, nil
