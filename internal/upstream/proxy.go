@@ -279,6 +279,9 @@ func (p *Proxy) ForwardTo(ctx context.Context, w http.ResponseWriter, r *http.Re
 	out := r.WithContext(context.WithValue(ctx, hooksKey{}, h))
 	out.Body, out.ContentLength, out.GetBody = newBody(body)
 	out.TransferEncoding = nil
+	// The reverse proxy clones the request's headers: hand it only those
+	// the upstream receives.
+	out.Header = p.upstreamHeader(r.Header, h)
 	f := &finalOnly{ResponseWriter: w}
 	f.save(w.Header())
 	p.rp.ServeHTTP(f, out)
@@ -344,7 +347,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	u := *p.target
 	pr.Out.URL = &u
 	pr.Out.Host = ""
-	in := pr.In.Header
+	// pr.Out.Header is the reverse proxy's copy of upstreamHeader's
+	// result, less hop-by-hop headers.
+}
+
+// upstreamHeader returns the headers the upstream receives: the
+// allow-listed ones of in, then h's (the credential), replacing any of
+// the same name, and an explicit User-Agent.
+func (p *Proxy) upstreamHeader(in http.Header, h Handler) http.Header {
 	out := make(http.Header, len(in))
 	for k, vs := range in {
 		if p.Forwards(k) {
@@ -355,12 +365,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if _, ok := out["User-Agent"]; !ok {
 		out["User-Agent"] = []string{""}
 	}
-	if h, _ := pr.In.Context().Value(hooksKey{}).(Handler); h != nil {
+	if h != nil {
 		for k, vs := range h.UpstreamHeader() {
 			out[http.CanonicalHeaderKey(k)] = vs
 		}
 	}
-	pr.Out.Header = out
+	return out
 }
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {
