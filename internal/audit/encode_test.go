@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -440,4 +441,61 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEncoderCoversEveryField: every field of Event (and Finding and
+// Checkpoint), set by reflection, is encoded as json.Marshal does — a
+// field added to the struct but not to the encoder fails here.
+func TestEncoderCoversEveryField(t *testing.T) {
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString("v<" + v.Type().Name() + ">")
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			v.SetInt(7)
+		case reflect.Uint, reflect.Uint64, reflect.Uint32:
+			v.SetUint(9)
+		case reflect.Float64:
+			v.SetFloat(1.25)
+		case reflect.Bool:
+			v.SetBool(true)
+		case reflect.Slice:
+			if v.Type() == reflect.TypeFor[json.RawMessage]() {
+				v.SetBytes([]byte(`{"a": [1, "<b>"]}`))
+				return
+			}
+			s := reflect.MakeSlice(v.Type(), 2, 2)
+			for i := range 2 {
+				fill(s.Index(i))
+			}
+			v.Set(s)
+		case reflect.Pointer:
+			p := reflect.New(v.Type().Elem())
+			fill(p.Elem())
+			v.Set(p)
+		case reflect.Struct:
+			if v.Type() == reflect.TypeFor[time.Time]() {
+				v.Set(reflect.ValueOf(time.Date(2026, 11, 26, 5, 4, 3, 210, time.UTC)))
+				return
+			}
+			for i := range v.NumField() {
+				if v.Type().Field(i).IsExported() {
+					fill(v.Field(i))
+				}
+			}
+		default:
+			t.Fatalf("field of kind %s: teach this test (and the encoder) about it", v.Kind())
+		}
+	}
+	var e Event
+	fill(reflect.ValueOf(&e).Elem())
+	want, err := json.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := appendEventJSON(nil, &e)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("appendEventJSON:\n%s\njson.Marshal:\n%s\n(%v)", got, want, err)
+	}
 }
