@@ -68,9 +68,11 @@ func ReadBody(w http.ResponseWriter, r *http.Request, lim Limits) ([]byte, *Erro
 }
 
 // readBody reads a body of at most max bytes: in one allocation when its
-// length is declared (the server holds the body to it), else growing.
+// declared length is small (the server holds the body to it), else
+// growing as the bytes arrive — a declared length alone, before any byte
+// and before authentication, never buys more than maxPrealloc of memory.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 && n <= max && n <= 1<<20 {
+	if n := r.ContentLength; n >= 0 && n <= max && n <= maxPrealloc {
 		b := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, b); err != nil {
 			return nil, err
@@ -79,6 +81,10 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	}
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 }
+
+// maxPrealloc bounds the buffer readBody allocates from a declared
+// Content-Length.
+const maxPrealloc = 64 << 10
 
 func tooLarge(max int64) *Error {
 	return errorf(http.StatusRequestEntityTooLarge, CodeInvalidRequest, "body_too_large",
