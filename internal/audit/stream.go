@@ -182,6 +182,12 @@ func (s *StreamSink) lock(ctx context.Context, timeout <-chan time.Time) error {
 			<-s.sem
 			return fmt.Errorf("audit: record not written (an earlier write is still in progress): %w", err)
 		}
+		select {
+		case <-timeout:
+			<-s.sem
+			return fmt.Errorf("audit: record not written (an earlier write is still in progress): %w", errWriteTimeout)
+		default:
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("audit: record not written (an earlier write is still in progress): %w", ctx.Err())

@@ -19,7 +19,6 @@ import (
 // forward sends the checked request upstream, observes and filters the
 // response on its way back, and records the outcome.
 func (x *exchange) forward() {
-	defer x.releaseSlots()
 	ctx, cancel := context.WithCancel(x.r.Context())
 	defer cancel()
 	f := &x.fwd
@@ -28,10 +27,11 @@ func (x *exchange) forward() {
 	if x.cred.Header != "" {
 		f.header = http.Header{x.cred.Header: {x.cred.Value}}
 	}
-	// The outcome is recorded in a deferred call: when a response fails
-	// after it started (client gone, token expired, upstream cut off), the
-	// reverse proxy panics with http.ErrAbortHandler to abort the client
-	// connection, and the record must still be written.
+	// The outcome is recorded (and the slots released) in a deferred
+	// call: when a response fails after it started (client gone, token
+	// expired, upstream cut off), the reverse proxy panics with
+	// http.ErrAbortHandler to abort the client connection, and the record
+	// must still be written.
 	defer f.finish()
 	x.rt.proxy.ForwardTo(ctx, x.w, x.r, x.body, f)
 }
@@ -50,6 +50,7 @@ type forwarding struct {
 	upTime   time.Duration // until the upstream's response headers
 	relayed  int64
 	copyErr  error
+	done     bool // OnDone ran: the response was relayed or abandoned
 	filtered int
 	newSID   string
 	expiry   *time.Timer
@@ -67,7 +68,8 @@ func (f *forwarding) endWith(reason string) func() {
 	}
 }
 
-// finish stops the stream's timers and tracking and records the outcome.
+// finish stops the stream's timers and tracking, releases the exchange's
+// slots and records the outcome.
 func (f *forwarding) finish() {
 	if f.untrack != nil {
 		f.untrack()
@@ -79,10 +81,14 @@ func (f *forwarding) finish() {
 	if p := f.ended.Load(); p != nil {
 		why = *p
 	}
-	if f.upStatus != 0 && f.copyErr == nil {
+	// Released before the answer is flushed: a client that has its answer
+	// may open its next stream at once.
+	f.x.releaseSlots()
+	if f.done && f.upStatus != 0 && f.copyErr == nil {
 		// The answer is complete: send it before the outcome record is
 		// written, which then costs the client no latency. (The decision
-		// record was written before anything was forwarded.)
+		// record was written before anything was forwarded.) Not after a
+		// panic, which must abort the connection, not end the answer.
 		_ = http.NewResponseController(f.x.w).Flush()
 	}
 	f.x.recordOutcome(f.upStatus, f.upTime, f.relayed, f.filtered, f.copyErr, why)
@@ -188,7 +194,7 @@ func (f *forwarding) OnEventField(line []byte) (bool, error) { return f.x.screen
 func (f *forwarding) OnRaw(body []byte) ([]byte, error) { return f.x.screenRaw(body) }
 
 // OnDone implements upstream.Handler.
-func (f *forwarding) OnDone(n int64, err error) { f.relayed, f.copyErr = n, err }
+func (f *forwarding) OnDone(n int64, err error) { f.relayed, f.copyErr, f.done = n, err, true }
 
 // recordOutcome writes the outcome record of a forwarded request.
 func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int64, filtered int, copyErr error, ended string) {

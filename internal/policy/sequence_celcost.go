@@ -6,6 +6,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 )
 
 // CELCostLimit bounds the cost of one evaluation of a rule's When
@@ -48,7 +49,7 @@ type celProgram struct {
 func newCELProgram(env *cel.Env, a *cel.Ast, readsArgs bool) (*celProgram, error) {
 	p := &celProgram{}
 	var err error
-	if p.tracked, err = env.Program(a, cel.CostLimit(CELCostLimit), cel.EvalOptions(cel.OptOptimize)); err != nil {
+	if p.tracked, err = env.Program(a, cel.CostLimit(CELCostLimit), cel.CostTracking(nativeCosts{}), cel.EvalOptions(cel.OptOptimize)); err != nil {
 		return nil, err
 	}
 	if p.estimate, err = env.EstimateCost(a, celSizes{}); err == nil && p.estimate.Max <= CELCostLimit && !readsArgs {
@@ -140,4 +141,29 @@ func (e *evalCtx) inputsWithinBounds() bool {
 		}
 	}
 	return true
+}
+
+// nativeCosts charges the native history functions at run time for the
+// entries they look at, as the estimate does: otherwise a native scan
+// would cost one unit however long the history, and a rule running
+// scans inside a loop over the history would escape the limit.
+type nativeCosts struct{}
+
+func (nativeCosts) CallCost(fn, _ string, args []ref.Val, _ ref.Val) *uint64 {
+	var per uint64
+	switch fn {
+	case scanFunction, countFunction:
+		per = 10 // per ten entries: a few string comparisons each
+	case "firstCall", "lastCall", "firstLabelled", "lastLabelled":
+		per = 1
+	default:
+		return nil
+	}
+	n := uint64(1)
+	if len(args) > 0 {
+		if o, ok := args[0].(*celObject); ok {
+			n += uint64(len(o.ctx.historyView())) * per / 10
+		}
+	}
+	return &n
 }

@@ -182,3 +182,36 @@ func TestNativeScanForms(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeScanCostCounted: a native scan inside a loop over the history
+// costs what CEL's own would at run time, so the rule exceeds the cost
+// limit and denies, as without native scans.
+func TestNativeScanCostCounted(t *testing.T) {
+	hist := make([]Call, 1000)
+	for i := range hist {
+		hist[i] = Call{Issuer: "i", Subject: "alice", ClientID: "agent", Route: "docs", Tool: "search"}
+	}
+	expr := `session.history.filter(a, session.history.exists(b, b.tool == "export")).size() > 0`
+	for _, interpretOnly := range []bool{true, false} {
+		clk := newFakeClock()
+		s, err := CompileSequence(SequenceConfig{Rules: []RuleConfig{{ID: "nested", When: expr}}, interpretOnly: interpretOnly}, clk.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := state.NewMemory(state.MemoryConfig{MaxEntries: 1000, IdleTimeout: time.Hour, Now: clk.Now})
+		rec, _ := CompileSequence(SequenceConfig{}, clk.Now)
+		ctx := context.Background()
+		for _, c := range hist {
+			if _, err := rec.Decide(ctx, st, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, err := s.Decide(ctx, st, Call{Issuer: "i", Subject: "alice", ClientID: "agent", Route: "mail", Tool: "send"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Outcome != Deny || !strings.Contains(d.Reason, "cost") {
+			t.Errorf("interpretOnly=%v: %+v, want a denial for the cost limit", interpretOnly, d)
+		}
+	}
+}

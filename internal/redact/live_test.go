@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -141,4 +142,34 @@ func BenchmarkScanString(b *testing.B) {
 			l.ScanString("application/json, text/event-stream")
 		}
 	})
+}
+
+// TestScanStringCleanCacheEscapes: a text holding an escaped form of a
+// credential that is not live yet is not remembered as clean, so a later
+// exchange whose credential it is still finds it.
+func TestScanStringCleanCacheEscapes(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	tok := randTok(r, alnumChars, 32)
+	var esc strings.Builder
+	for _, c := range tok {
+		fmt.Fprintf(&esc, `\u%04x`, c)
+	}
+	value := "v=" + esc.String()
+	var other Live
+	other.Init(s, []string{randTok(r, alnumChars, 32)})
+	if res := other.ScanString(value); res.Changed {
+		t.Fatalf("scanned with another credential: %+v", res)
+	}
+	if s.clean.has(value) {
+		t.Fatal("a text with escapes was remembered as clean")
+	}
+	var owner Live
+	owner.Init(s, []string{tok})
+	if res := owner.ScanString(value); !res.Changed && !res.Blocked {
+		t.Fatal("the escaped live credential passed")
+	}
 }

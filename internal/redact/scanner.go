@@ -282,7 +282,10 @@ func (l *Live) ScanString(s string) Result {
 	if !r.Changed {
 		r.Out = nil
 	}
-	if !r.Changed && !r.Blocked && len(r.Findings) == 0 {
+	if !r.Changed && !r.Blocked && len(r.Findings) == 0 && !strings.ContainsAny(s, `\%`) {
+		// A text with an escape is not remembered: what it decodes to
+		// may hide another exchange's live credential, which the cached
+		// path (a search of the raw bytes) would not see.
 		l.s.clean.add(s)
 	}
 	return r

@@ -348,12 +348,18 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL = &u
 	pr.Out.Host = ""
 	// pr.Out.Header is the reverse proxy's copy of upstreamHeader's
-	// result, less hop-by-hop headers.
+	// result, less hop-by-hop and forwarding headers; the credential is
+	// set last, whatever its name.
+	if h, _ := pr.In.Context().Value(hooksKey{}).(Handler); h != nil {
+		for k, vs := range h.UpstreamHeader() {
+			pr.Out.Header[http.CanonicalHeaderKey(k)] = vs
+		}
+	}
 }
 
-// upstreamHeader returns the headers the upstream receives: the
-// allow-listed ones of in, then h's (the credential), replacing any of
-// the same name, and an explicit User-Agent.
+// upstreamHeader returns the allow-listed headers of in and an explicit
+// User-Agent; rewrite adds h's (the credential), replacing any of the
+// same name.
 func (p *Proxy) upstreamHeader(in http.Header, h Handler) http.Header {
 	out := make(http.Header, len(in))
 	for k, vs := range in {
@@ -366,8 +372,9 @@ func (p *Proxy) upstreamHeader(in http.Header, h Handler) http.Header {
 		out["User-Agent"] = []string{""}
 	}
 	if h != nil {
-		for k, vs := range h.UpstreamHeader() {
-			out[http.CanonicalHeaderKey(k)] = vs
+		// A credential header replaces a forwarded one of the same name.
+		for k := range h.UpstreamHeader() {
+			delete(out, http.CanonicalHeaderKey(k))
 		}
 	}
 	return out

@@ -403,7 +403,10 @@ func TestRequestHeaderReplacesForwarded(t *testing.T) {
 	defer up.Close()
 	p := newProxy(t, up.URL, Config{ForwardHeaders: []string{"X-Api-Key"}})
 	s := front(t, p, func() *Hooks {
-		return &Hooks{RequestHeader: http.Header{"Authorization": {"Bearer upstream-credential"}, "x-api-key": {"gateway-key"}}}
+		return &Hooks{RequestHeader: http.Header{"Authorization": {"Bearer upstream-credential"}, "x-api-key": {"gateway-key"},
+			// A name the reverse proxy strips from requests: the
+			// credential is set after it has.
+			"X-Forwarded-For": {"forwarded-credential"}}}
 	})
 	req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader("{}"))
 	req.Header.Set("Authorization", "Bearer client-token")
@@ -418,6 +421,9 @@ func TestRequestHeaderReplacesForwarded(t *testing.T) {
 	}
 	if k := got.Values("X-Api-Key"); !slices.Equal(k, []string{"gateway-key"}) {
 		t.Errorf("X-Api-Key = %q", k)
+	}
+	if k := got.Values("X-Forwarded-For"); !slices.Equal(k, []string{"forwarded-credential"}) {
+		t.Errorf("X-Forwarded-For = %q", k)
 	}
 }
 
