@@ -42,6 +42,9 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Revocation configures token revocation.
 	Revocation Revocation `yaml:"revocation"`
+	// Store says where state shared by replicas lives: in this process
+	// (default) or in Redis (docs/scaling.md).
+	Store Store `yaml:"store"`
 	// Anomaly configures behavioural anomaly detection.
 	Anomaly Anomaly `yaml:"anomaly"`
 	// Log configures operational logging (never tokens or secrets).

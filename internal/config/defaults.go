@@ -73,6 +73,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyCredentialDefaults()
 	c.applyOperationsDefaults()
 	setString(&c.Audit.Sink, "stdout")
+	c.Store.applyDefaults()
 	setString(&c.Audit.Fsync, "always")
 	setDuration(&c.Audit.FsyncInterval, time.Second)
 	setInt(&c.Audit.QueueSize, 1024)

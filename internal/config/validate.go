@@ -49,6 +49,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAudit(&p)
 	c.validateOperations(&p)
+	c.Store.validate(&p)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}

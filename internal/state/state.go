@@ -1,9 +1,10 @@
 // Package state holds what mcpgate remembers between requests for
 // sequence-aware policy: each agent run's call history and taint, and the
-// sliding-window counters of budgets. The Store interface is small so that
-// a shared store (Redis, for several replicas) can implement it beside the
-// in-process Memory store; both keep every record bounded in size and in
-// time.
+// sliding-window counters of budgets. Two stores implement the small Store
+// interface and pass one conformance suite (statetest): Memory, in this
+// process, and Redis, shared by replicas, which serialises the calls of
+// one run across replicas with versioned records and a Lua script. Both
+// keep every record bounded in size and in time.
 //
 // Keys are opaque, fixed-size hashes built by the caller: raw subjects,
 // session ids or run ids never become keys.
@@ -108,8 +109,12 @@ type Store interface {
 	// any of them: concurrent calls of one run are serialised. Missing
 	// records start empty. fn must decide before it changes anything: when
 	// it returns an error it must have left the records as they were (the
-	// error is returned, nothing is written). After fn the store trims
-	// the history to its bounds and refreshes the records' time-to-live.
+	// error is returned, nothing is written). fn may append to
+	// hist.Entries but not change or remove the entries it was given. A
+	// shared store may run fn more than once (on newer records, after a
+	// concurrent change): fn must depend on nothing but its arguments.
+	// After fn the store trims the history to its bounds and refreshes
+	// the records' time-to-live.
 	Update(ctx context.Context, h Key, c []Key, fn func(hist *History, counters []*Counter) error) error
 	// AddTaint adds labels to the taint of the history at key h (labels
 	// learnt from a result, after the call was forwarded).

@@ -68,6 +68,7 @@ func read(t *testing.T, s state.Store, h state.Key, c ...state.Key) (state.Histo
 	var cs []state.Counter
 	sentinel := errors.New("read only")
 	err := s.Update(ctx, h, c, func(hh *state.History, cc []*state.Counter) error {
+		cs = cs[:0] // a store may run fn more than once
 		hist = *hh
 		hist.Entries = slices.Clone(hh.Entries)
 		hist.Taint = slices.Clone(hh.Taint)
