@@ -306,7 +306,7 @@ func (r *Redis) unlock(s stripeSet) {
 func backoff(ctx context.Context, attempt int) error {
 	var b [2]byte
 	rand.Read(b[:])
-	d := time.Duration(int(b[0])<<8|int(b[1]))%time.Duration(attempt*250) * time.Microsecond
+	d := time.Duration(int(b[0])<<8|int(b[1])) % time.Duration(attempt*250) * time.Microsecond
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
