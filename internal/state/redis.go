@@ -3,40 +3,23 @@ package state
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/url"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/mcpgate/mcpgate/internal/redisconn"
 )
 
-// RedisConfig configures a Redis store. URL is required; zero fields
+// RedisConfig configures a Redis store. Conn is required; zero fields
 // take the defaults shown.
 type RedisConfig struct {
-	// URL is redis://[user@]host:port[/db] or rediss://… (TLS). A
-	// password in the URL is refused: it belongs in PasswordFile.
-	URL string
-	// Username is the ACL user; it overrides the URL's.
-	Username string
-	// PasswordFile holds the password; it is read again before every
-	// (re)connection, so a rotated secret is picked up.
-	PasswordFile string
-	// TLS is used for rediss:// (nil → the system roots).
-	TLS *tls.Config
-	// KeyPrefix starts every key. "" → "mcpgate:".
-	KeyPrefix string
-	// Timeout bounds each operation. 0 → 1s.
-	Timeout time.Duration
+	// Conn is the connection to Redis (its key prefix, timeout, epoch).
+	Conn *redisconn.Conn
 	// MaxEntries is the history length kept per run. 0 → 1000.
 	MaxEntries int
 	// IdleTimeout forgets a record unchanged this long (the keys' TTL).
@@ -45,25 +28,8 @@ type RedisConfig struct {
 	// MaxCached bounds the records this process keeps decoded between
 	// calls (a cache checked against Redis on every call). 0 → 10000.
 	MaxCached int
-	// EpochTTL is the lifetime of the epoch key, refreshed by every
-	// replica at a quarter of it. 0 → 24h.
-	EpochTTL time.Duration
-	// OnEpoch is called (from a store goroutine) when the store finds
-	// that Redis lost its data since this process last saw it: a flush,
-	// an expiry of everything, or a failover to a replica without it.
-	OnEpoch func(Epoch)
 	// Now is the clock. nil → time.Now.
 	Now func() time.Time
-	// Logger receives store events. nil → slog.Default().
-	Logger *slog.Logger
-}
-
-// Epoch identifies one lifetime of the data in Redis: a new epoch begins
-// when the data is found lost. Everything remembered before Since (taint,
-// budgets, revocations, session bindings) is gone.
-type Epoch struct {
-	ID    string
-	Since time.Time
 }
 
 // Redis is the Store shared by replicas through a Redis server. Every
@@ -78,23 +44,14 @@ type Epoch struct {
 // state.
 type Redis struct {
 	cfg     RedisConfig
-	client  rueidis.Client
-	log     *slog.Logger
+	conn    *redisconn.Conn
 	script  *rueidis.Lua
-	refresh *rueidis.Lua
 	stripes [64]sync.Mutex
-
-	epoch atomic.Pointer[Epoch]
-	// epochMu serialises epoch changes.
-	epochMu sync.Mutex
+	cancel  func() // the epoch subscription
 
 	mu       sync.Mutex // guards the caches
 	hists    map[Key]*histSnap
 	counters map[Key]*ctrSnap
-
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
 }
 
 type histSnap struct {
@@ -117,14 +74,11 @@ var ErrConflict = errors.New("state: the records kept changing under concurrent 
 // maxAttempts bounds the retries of one Update.
 const maxAttempts = 16
 
-// NewRedis connects to Redis, adopts (or starts) the data's epoch and
-// starts refreshing it. The caller must Close it.
+// NewRedis returns a store on conn. Close it to stop its epoch
+// subscription (the Conn is the caller's).
 func NewRedis(cfg RedisConfig) (*Redis, error) {
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = "mcpgate:"
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = time.Second
+	if cfg.Conn == nil {
+		return nil, errors.New("state: a Redis store needs a connection")
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 1000
@@ -135,150 +89,36 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.MaxCached <= 0 {
 		cfg.MaxCached = 10000
 	}
-	if cfg.EpochTTL <= 0 {
-		cfg.EpochTTL = 24 * time.Hour
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	opt, err := redisOptions(cfg)
-	if err != nil {
-		return nil, err
-	}
-	client, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, fmt.Errorf("%w: connect to redis %s: %w", ErrUnavailable, redactURL(cfg.URL), err)
-	}
 	r := &Redis{
-		cfg: cfg, client: client, log: cfg.Logger,
-		script:   rueidis.NewLuaScript(updateScript),
-		refresh:  rueidis.NewLuaScript(epochScript),
+		cfg: cfg, conn: cfg.Conn,
+		script:   rueidis.NewLuaScript(redisconn.EpochCheckLua + updateScript),
 		hists:    map[Key]*histSnap{},
 		counters: map[Key]*ctrSnap{},
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
-	defer cancel()
-	if err := r.checkEpoch(ctx); err != nil {
-		client.Close()
-		return nil, err
-	}
-	go r.run()
+	// What was cached belongs to the lost data.
+	r.cancel = cfg.Conn.OnEpoch(func(redisconn.Epoch) { r.dropCache() })
 	return r, nil
 }
 
-// redisOptions turns the configuration into client options.
-func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil {
-		return rueidis.ClientOption{}, fmt.Errorf("state: redis url: %w", err)
-	}
-	if _, set := u.User.Password(); set {
-		return rueidis.ClientOption{}, errors.New("state: the redis URL holds a password: use a password file")
-	}
-	opt, err := rueidis.ParseURL(cfg.URL)
-	if err != nil {
-		return rueidis.ClientOption{}, fmt.Errorf("state: redis url %s: %w", redactURL(cfg.URL), err)
-	}
-	if u.Scheme == "rediss" {
-		if cfg.TLS != nil {
-			opt.TLSConfig = cfg.TLS.Clone()
-		}
-		if opt.TLSConfig == nil {
-			opt.TLSConfig = &tls.Config{}
-		}
-		if opt.TLSConfig.ServerName == "" {
-			opt.TLSConfig.ServerName = u.Hostname()
-		}
-		opt.TLSConfig.MinVersion = max(opt.TLSConfig.MinVersion, tls.VersionTLS12)
-	}
-	user := opt.Username
-	if cfg.Username != "" {
-		user = cfg.Username
-	}
-	opt.Username, opt.Password = "", ""
-	if cfg.PasswordFile != "" || user != "" {
-		file := cfg.PasswordFile
-		if file != "" {
-			if _, err := readPassword(file); err != nil {
-				return rueidis.ClientOption{}, err
-			}
-		}
-		opt.AuthCredentialsFn = func(rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) {
-			c := rueidis.AuthCredentials{Username: user}
-			if file != "" {
-				p, err := readPassword(file)
-				if err != nil {
-					return c, err
-				}
-				c.Password = p
-			}
-			if c.Username == "" {
-				c.Username = "default"
-			}
-			return c, nil
-		}
-	}
-	opt.Dialer.Timeout = cfg.Timeout
-	opt.ConnWriteTimeout = cfg.Timeout
-	opt.ClientName = "mcpgate"
-	return opt, nil
+func (r *Redis) dropCache() {
+	r.mu.Lock()
+	clear(r.hists)
+	clear(r.counters)
+	r.mu.Unlock()
 }
 
-func readPassword(file string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("state: redis password file: %w", err)
-	}
-	p := strings.TrimRight(string(b), "\r\n")
-	if p == "" {
-		return "", fmt.Errorf("state: redis password file %s is empty", file)
-	}
-	return p, nil
-}
-
-// redactURL drops any userinfo from a URL for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	return u.String()
-}
-
-// Close stops the epoch refresh and disconnects.
+// Close ends the store's epoch subscription.
 func (r *Redis) Close() error {
-	r.once.Do(func() {
-		close(r.stop)
-		<-r.done
-		r.client.Close()
-	})
-	return nil
-}
-
-// Epoch returns the data's current epoch.
-func (r *Redis) Epoch() Epoch { return *r.epoch.Load() }
-
-// Ping checks that Redis answers (for readiness).
-func (r *Redis) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	if err := r.client.Do(ctx, r.client.B().Ping().Build()).Error(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
+	r.cancel()
 	return nil
 }
 
 func (r *Redis) key(kind string, k Key) string {
-	return r.cfg.KeyPrefix + kind + base64.RawURLEncoding.EncodeToString(k[:])
+	return r.conn.Key(kind + base64.RawURLEncoding.EncodeToString(k[:]))
 }
-
-func (r *Redis) epochKey() string { return r.cfg.KeyPrefix + "epoch" }
 
 func (r *Redis) lock(keys ...Key) stripeSet {
 	var s stripeSet
@@ -319,11 +159,7 @@ func backoff(ctx context.Context, attempt int) error {
 
 // newVersion returns a random version: a record that expired and was
 // created again never repeats a version a replica still holds.
-func newVersion() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newVersion() string { return redisconn.NewID() }
 
 // view is what one Update works from: the records' versions and values,
 // and whether they were read from Redis during this Update.
@@ -377,7 +213,7 @@ func (r *Redis) expire(v *view, now time.Time) {
 func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []*Counter) error) error {
 	var keys [8]Key
 	defer r.unlock(r.lock(append(append(keys[:0], h), c...)...))
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.conn.Timeout())
 	defer cancel()
 	now := r.cfg.Now()
 	v := r.cached(h, c)
@@ -410,7 +246,10 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 					return fmt.Errorf("%w: the store's epoch keeps changing", ErrUnavailable)
 				}
 				epochRetried = true
-				r.epochLost(ctx, res.current)
+				if err := r.conn.EpochLost(ctx, res.current); err != nil {
+					return err
+				}
+				r.dropCache()
 				v = r.cached(h, c)
 				continue
 			case res.fresh != nil:
@@ -438,7 +277,10 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 				return fmt.Errorf("%w: the store's epoch keeps changing", ErrUnavailable)
 			}
 			epochRetried = true
-			r.epochLost(ctx, res.current)
+			if err := r.conn.EpochLost(ctx, res.current); err != nil {
+				return err
+			}
+			r.dropCache()
 			v = r.cached(h, c)
 			continue
 		case res.fresh != nil:
@@ -475,9 +317,9 @@ type result struct {
 // current; otherwise it writes hist, the added entries and ctrs if v is
 // current.
 func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History, added []Entry, ctrs []*Counter, now time.Time) (result, error) {
-	ep := r.epoch.Load()
+	ep := r.conn.Epoch()
 	keys := make([]string, 0, 3+len(c))
-	keys = append(keys, r.epochKey(), r.key("h:", h), r.key("e:", h))
+	keys = append(keys, r.conn.EpochKey(), r.key("h:", h), r.key("e:", h))
 	for _, k := range c {
 		keys = append(keys, r.key("c:", k))
 	}
@@ -521,9 +363,9 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 		}
 		args = append(args, v.cvers[i], nv, data)
 	}
-	msgs, err := r.script.Exec(ctx, r.client, keys, args).ToArray()
+	msgs, err := r.script.Exec(ctx, r.conn.Client(), keys, args).ToArray()
 	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return res, fmt.Errorf("%w: %w", ErrUnavailable, redisconn.Unavailable(err))
 	}
 	if len(msgs) == 0 {
 		return res, fmt.Errorf("%w: empty answer from the update script", errCorrupt)
@@ -652,112 +494,6 @@ func (r *Redis) Cached() int {
 	return len(r.hists) + len(r.counters)
 }
 
-// run refreshes the epoch key at a quarter of its TTL, which also notices
-// a lost data set while no call arrives.
-func (r *Redis) run() {
-	defer close(r.done)
-	t := time.NewTicker(max(r.cfg.EpochTTL/4, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-			if err := r.checkEpoch(ctx); err != nil {
-				r.log.Warn("state: redis epoch check failed", "error", err)
-			}
-			cancel()
-		}
-	}
-}
-
-// checkEpoch refreshes the epoch key, creating it when absent, and adopts
-// what is stored.
-func (r *Redis) checkEpoch(ctx context.Context) error {
-	mine := ""
-	if ep := r.epoch.Load(); ep != nil {
-		mine = ep.ID
-	}
-	candidate := encodeEpoch(Epoch{ID: newVersion(), Since: r.cfg.Now()})
-	s, err := r.refresh.Exec(ctx, r.client, []string{r.epochKey()},
-		[]string{candidate, strconv.FormatInt(r.cfg.EpochTTL.Milliseconds(), 10)}).ToString()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	ep, err := decodeEpoch(s)
-	if err != nil {
-		return err
-	}
-	if mine == "" {
-		r.epoch.Store(&ep)
-		r.log.Info("state: redis store ready", "epoch", ep.ID, "since", ep.Since)
-		return nil
-	}
-	if ep.ID != mine {
-		r.adopt(ep)
-	}
-	return nil
-}
-
-// epochLost handles an update script that found another epoch (or none).
-func (r *Redis) epochLost(ctx context.Context, current string) {
-	if current != "" {
-		if ep, err := decodeEpoch(current); err == nil {
-			r.adopt(ep)
-			return
-		}
-	}
-	if err := r.checkEpoch(ctx); err != nil {
-		r.log.Warn("state: redis epoch check failed", "error", err)
-	}
-}
-
-// adopt switches to a new epoch: what this process cached belongs to the
-// lost data and is dropped.
-func (r *Redis) adopt(ep Epoch) {
-	r.epochMu.Lock()
-	defer r.epochMu.Unlock()
-	if cur := r.epoch.Load(); cur != nil && cur.ID == ep.ID {
-		return
-	}
-	r.epoch.Store(&ep)
-	r.mu.Lock()
-	clear(r.hists)
-	clear(r.counters)
-	r.mu.Unlock()
-	r.log.Warn("state: the redis data was lost (flushed, expired or failed over): histories, taint and budgets start again", "epoch", ep.ID, "since", ep.Since)
-	if r.cfg.OnEpoch != nil {
-		r.cfg.OnEpoch(ep)
-	}
-}
-
-func encodeEpoch(ep Epoch) string {
-	return ep.ID + " " + strconv.FormatInt(ep.Since.UnixNano(), 10)
-}
-
-func decodeEpoch(s string) (Epoch, error) {
-	id, ns, ok := strings.Cut(s, " ")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || id == "" || len(id) > 64 || err != nil {
-		return Epoch{}, fmt.Errorf("%w: epoch value", errCorrupt)
-	}
-	return Epoch{ID: id, Since: time.Unix(0, n)}, nil
-}
-
-// epochScript: KEYS[1] epoch key; ARGV[1] a new epoch value, ARGV[2] the
-// TTL in ms. It creates the key when absent, refreshes its TTL and
-// returns its value.
-const epochScript = `
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return cur
-`
-
 // updateScript checks the epoch and the expected versions of a history
 // and its counters and, in mode "w", writes them.
 //
@@ -771,10 +507,6 @@ return cur
 // Answers {"epoch", current-or-""}, {"stale", hver, hdata, {entries},
 // cver, cdata, …}, {"current"} (mode r) or {"ok"} (mode w).
 const updateScript = `
-local cur = redis.call('GET', KEYS[1])
-if not cur then return {'epoch', ''} end
-local sp = string.find(cur, ' ', 1, true)
-if not sp or string.sub(cur, 1, sp - 1) ~= ARGV[1] then return {'epoch', cur} end
 local n = tonumber(ARGV[8])
 local base = 9 + n
 local nc = #KEYS - 3

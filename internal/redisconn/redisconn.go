@@ -1,0 +1,393 @@
+// Package redisconn is mcpgate's one connection to a shared Redis (or
+// Valkey) server: the client, the key prefix, the operation timeout and
+// the data's epoch. The stores that replicas share (sequence state,
+// revocations, session bindings, exchanged tokens) take a *Conn.
+//
+// The epoch is a key holding a random id and the time it was created. It
+// is created when absent and refreshed by every replica, so a data set
+// that was lost — flushed, expired, or replaced by a failover to a server
+// without it — is noticed: the key is gone or holds another id. Every
+// replica then adopts the new epoch and tells its subscribers, which drop
+// what they cached from the lost data; the gateway also refuses tokens
+// issued before the new epoch began, because the revocations that might
+// have covered them were lost too.
+package redisconn
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// ErrUnavailable is returned (wrapped) when Redis cannot be reached or
+// did not answer in time; callers fail closed.
+var ErrUnavailable = errors.New("redis unavailable")
+
+// ErrCorrupt is returned (wrapped) when a stored value is malformed.
+var ErrCorrupt = errors.New("redis: a stored value is malformed")
+
+// Config configures a connection. URL is required; zero fields take the
+// defaults shown.
+type Config struct {
+	// URL is redis://[user@]host:port[/db] or rediss://… (TLS). A
+	// password in the URL is refused: it belongs in PasswordFile.
+	URL string
+	// Username is the ACL user; it overrides the URL's.
+	Username string
+	// PasswordFile holds the password; it is read again before every
+	// (re)connection, so a rotated secret is picked up.
+	PasswordFile string
+	// TLS is used for rediss:// (nil → the system roots).
+	TLS *tls.Config
+	// KeyPrefix starts every key. "" → "mcpgate:".
+	KeyPrefix string
+	// Timeout bounds each operation and each dial. 0 → 1s.
+	Timeout time.Duration
+	// EpochTTL is the lifetime of the epoch key, refreshed at a quarter
+	// of it. 0 → 24h.
+	EpochTTL time.Duration
+	// DisableCache turns client-side caching off (servers without
+	// CLIENT TRACKING); reads that use it then go to the server.
+	DisableCache bool
+	// Now is the clock. nil → time.Now.
+	Now func() time.Time
+	// Logger receives connection events. nil → slog.Default().
+	Logger *slog.Logger
+}
+
+// Epoch identifies one lifetime of the data in Redis.
+type Epoch struct {
+	ID    string
+	Since time.Time
+}
+
+// Conn is a connection to Redis shared by mcpgate's stores.
+type Conn struct {
+	cfg     Config
+	client  rueidis.Client
+	log     *slog.Logger
+	refresh *rueidis.Lua
+
+	epoch   atomic.Pointer[Epoch]
+	epochMu sync.Mutex
+	subMu   sync.Mutex
+	subs    map[uint64]func(Epoch)
+	nextSub uint64
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Open connects, adopts (or starts) the data's epoch and starts
+// refreshing it. The caller must Close the Conn.
+func Open(cfg Config) (*Conn, error) {
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "mcpgate:"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.EpochTTL <= 0 {
+		cfg.EpochTTL = 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opt, err := options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect to %s: %w", ErrUnavailable, RedactURL(cfg.URL), err)
+	}
+	c := &Conn{
+		cfg: cfg, client: client, log: cfg.Logger,
+		refresh: rueidis.NewLuaScript(epochScript),
+		subs:    map[uint64]func(Epoch){},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+	defer cancel()
+	if err := c.CheckEpoch(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
+	go c.run()
+	return c, nil
+}
+
+// options turns the configuration into client options.
+func options(cfg Config) (rueidis.ClientOption, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return rueidis.ClientOption{}, fmt.Errorf("redis url: %w", err)
+	}
+	if _, set := u.User.Password(); set {
+		return rueidis.ClientOption{}, errors.New("the redis URL holds a password: use a password file")
+	}
+	opt, err := rueidis.ParseURL(cfg.URL)
+	if err != nil {
+		return rueidis.ClientOption{}, fmt.Errorf("redis url %s: %w", RedactURL(cfg.URL), err)
+	}
+	if u.Scheme == "rediss" {
+		if cfg.TLS != nil {
+			opt.TLSConfig = cfg.TLS.Clone()
+		}
+		if opt.TLSConfig == nil {
+			opt.TLSConfig = &tls.Config{}
+		}
+		if opt.TLSConfig.ServerName == "" {
+			opt.TLSConfig.ServerName = u.Hostname()
+		}
+		opt.TLSConfig.MinVersion = max(opt.TLSConfig.MinVersion, tls.VersionTLS12)
+	}
+	user := opt.Username
+	if cfg.Username != "" {
+		user = cfg.Username
+	}
+	opt.Username, opt.Password = "", ""
+	if file := cfg.PasswordFile; file != "" || user != "" {
+		if file != "" {
+			if _, err := readPassword(file); err != nil {
+				return rueidis.ClientOption{}, err
+			}
+		}
+		opt.AuthCredentialsFn = func(rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) {
+			c := rueidis.AuthCredentials{Username: user}
+			if file != "" {
+				p, err := readPassword(file)
+				if err != nil {
+					return c, err
+				}
+				c.Password = p
+			}
+			if c.Username == "" {
+				c.Username = "default"
+			}
+			return c, nil
+		}
+	}
+	opt.Dialer.Timeout = cfg.Timeout
+	opt.ConnWriteTimeout = cfg.Timeout
+	opt.ClientName = "mcpgate"
+	opt.DisableCache = cfg.DisableCache
+	return opt, nil
+}
+
+func readPassword(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("redis password file: %w", err)
+	}
+	p := strings.TrimRight(string(b), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("redis password file %s is empty", file)
+	}
+	return p, nil
+}
+
+// RedactURL drops any userinfo from a URL, for messages.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	return u.String()
+}
+
+// Client is the Redis client.
+func (c *Conn) Client() rueidis.Client { return c.client }
+
+// Key returns the prefixed key for name.
+func (c *Conn) Key(name string) string { return c.cfg.KeyPrefix + name }
+
+// Timeout is the bound of one operation.
+func (c *Conn) Timeout() time.Duration { return c.cfg.Timeout }
+
+// Unavailable wraps an error from the client as ErrUnavailable.
+func Unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
+
+// Close stops the epoch refresh and disconnects.
+func (c *Conn) Close() error {
+	c.once.Do(func() {
+		close(c.stop)
+		<-c.done
+		c.client.Close()
+	})
+	return nil
+}
+
+// Ping checks that Redis answers (readiness).
+func (c *Conn) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	if err := c.client.Do(ctx, c.client.B().Ping().Build()).Error(); err != nil {
+		return Unavailable(err)
+	}
+	return nil
+}
+
+// Epoch returns the data's current epoch.
+func (c *Conn) Epoch() Epoch { return *c.epoch.Load() }
+
+// EpochKey is the epoch's key, for scripts that check it.
+func (c *Conn) EpochKey() string { return c.Key("epoch") }
+
+// OnEpoch registers fn to be called (on the goroutine that noticed it)
+// when the data is found lost and a new epoch begins.
+func (c *Conn) OnEpoch(fn func(Epoch)) (cancel func()) {
+	c.subMu.Lock()
+	id := c.nextSub
+	c.nextSub++
+	c.subs[id] = fn
+	c.subMu.Unlock()
+	return func() {
+		c.subMu.Lock()
+		delete(c.subs, id)
+		c.subMu.Unlock()
+	}
+}
+
+// run refreshes the epoch key at a quarter of its TTL, which also notices
+// a lost data set while no call arrives.
+func (c *Conn) run() {
+	defer close(c.done)
+	t := time.NewTicker(max(c.cfg.EpochTTL/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+			if err := c.CheckEpoch(ctx); err != nil {
+				c.log.Warn("redis: epoch check failed", "error", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// CheckEpoch refreshes the epoch key, creating it when absent, and adopts
+// what is stored.
+func (c *Conn) CheckEpoch(ctx context.Context) error {
+	candidate := encodeEpoch(Epoch{ID: NewID(), Since: c.cfg.Now()})
+	s, err := c.refresh.Exec(ctx, c.client, []string{c.EpochKey()},
+		[]string{candidate, strconv.FormatInt(c.cfg.EpochTTL.Milliseconds(), 10)}).ToString()
+	if err != nil {
+		return Unavailable(err)
+	}
+	ep, err := decodeEpoch(s)
+	if err != nil {
+		return err
+	}
+	if c.epoch.Load() == nil {
+		c.epoch.Store(&ep)
+		c.log.Info("redis: store ready", "epoch", ep.ID, "since", ep.Since)
+		return nil
+	}
+	c.adopt(ep)
+	return nil
+}
+
+// EpochLost handles a script that found another epoch value, or none
+// (current == "").
+func (c *Conn) EpochLost(ctx context.Context, current string) error {
+	if current != "" {
+		if ep, err := decodeEpoch(current); err == nil {
+			c.adopt(ep)
+			return nil
+		}
+	}
+	return c.CheckEpoch(ctx)
+}
+
+// adopt switches to ep if it is new and tells the subscribers.
+func (c *Conn) adopt(ep Epoch) {
+	c.epochMu.Lock()
+	defer c.epochMu.Unlock()
+	if cur := c.epoch.Load(); cur != nil && cur.ID == ep.ID {
+		return
+	}
+	c.epoch.Store(&ep)
+	c.log.Warn("redis: the shared data was lost (flushed, expired or failed over); histories, taint, budgets, revocations and session bindings start again, and tokens issued before the new epoch are refused",
+		"epoch", ep.ID, "since", ep.Since)
+	c.subMu.Lock()
+	fns := make([]func(Epoch), 0, len(c.subs))
+	for _, fn := range c.subs {
+		fns = append(fns, fn)
+	}
+	c.subMu.Unlock()
+	for _, fn := range fns {
+		fn(ep)
+	}
+}
+
+// NewID returns a random 24-hex-digit id (versions, epochs).
+func NewID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func encodeEpoch(ep Epoch) string {
+	return ep.ID + " " + strconv.FormatInt(ep.Since.UnixNano(), 10)
+}
+
+// MatchEpoch reports whether a stored epoch value is ep.
+func MatchEpoch(stored string, ep Epoch) bool {
+	id, _, ok := strings.Cut(stored, " ")
+	return ok && id == ep.ID
+}
+
+func decodeEpoch(s string) (Epoch, error) {
+	id, ns, ok := strings.Cut(s, " ")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || id == "" || len(id) > 64 || err != nil {
+		return Epoch{}, fmt.Errorf("%w: epoch value", ErrCorrupt)
+	}
+	return Epoch{ID: id, Since: time.Unix(0, n)}, nil
+}
+
+// epochScript: KEYS[1] epoch key; ARGV[1] a new epoch value, ARGV[2] the
+// TTL in ms. It creates the key when absent, refreshes its TTL and
+// returns its value.
+const epochScript = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return cur
+`
+
+// EpochCheckLua is a Lua fragment for scripts whose KEYS[1] is the epoch
+// key and ARGV[1] the epoch id they expect: it returns {'epoch', value}
+// from the script when the epoch differs.
+const EpochCheckLua = `
+local epoch_cur = redis.call('GET', KEYS[1])
+if not epoch_cur then return {'epoch', ''} end
+local epoch_sp = string.find(epoch_cur, ' ', 1, true)
+if not epoch_sp or string.sub(epoch_cur, 1, epoch_sp - 1) ~= ARGV[1] then return {'epoch', epoch_cur} end
+`
