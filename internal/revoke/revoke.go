@@ -2,6 +2,7 @@ package revoke
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mcpgate/mcpgate/internal/redisconn"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -70,6 +73,13 @@ type Config struct {
 	// File, when set, is the JSON file the list is kept in (see the package
 	// documentation).
 	File string
+	// Redis, when set, shares the list between replicas through Redis
+	// (see Sync). Not together with File.
+	Redis *redisconn.Conn
+	// SyncInterval is how often a shared list is synced in the background
+	// (to end the streams of tokens revoked on another replica without
+	// waiting for a request). 0 → 1s.
+	SyncInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives one record per change (default: discard). Values
@@ -141,6 +151,14 @@ type List struct {
 	// beforeRename, when set (tests), runs before the temporary file
 	// replaces the file; an error fails the write.
 	beforeRename func() error
+
+	// A shared list (Config.Redis).
+	rc          *redisconn.Conn
+	sharedVer   atomic.Pointer[string]    // the shared version of snap
+	floor       atomic.Pointer[time.Time] // the epoch's start (KindEpoch)
+	cancelEpoch func()
+	stop, done  chan struct{}
+	closeOnce   sync.Once
 }
 
 // New validates cfg and returns a List, loaded from cfg.File when set (a
@@ -152,6 +170,12 @@ func New(cfg Config) (*List, error) {
 	}
 	if cfg.MaxEntries < 0 || cfg.MaxEntries > maxEntriesLimit {
 		errs = append(errs, fmt.Errorf("MaxEntries %d: want between 0 (default %d) and %d", cfg.MaxEntries, DefaultMaxEntries, maxEntriesLimit))
+	}
+	if cfg.File != "" && cfg.Redis != nil {
+		errs = append(errs, errors.New("set File or Redis, not both: one place shares the list"))
+	}
+	if cfg.SyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("SyncInterval %v must not be negative", cfg.SyncInterval))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("revoke: config: %w", err)
@@ -172,6 +196,9 @@ func New(cfg Config) (*List, error) {
 	}
 	empty := makeSet(0)
 	l.snap.Store(&empty)
+	if cfg.Redis != nil {
+		return l.startShared(cfg.Redis, cmp.Or(cfg.SyncInterval, time.Second))
+	}
 	if l.file == "" {
 		return l, nil
 	}
@@ -209,6 +236,11 @@ func (l *List) Check(t Token) (Entry, bool) {
 	s := l.snap.Load()
 	if t.Issuer == "" {
 		return Entry{}, false
+	}
+	if l.rc != nil {
+		if e, ok := l.checkFloor(t); ok {
+			return e, true
+		}
 	}
 	if t.JTI != "" {
 		if e := s[ixJTI][ikey{t.Issuer, t.JTI}]; e != nil && l.live(e) {
@@ -388,6 +420,9 @@ var errUnchanged = errors.New("unchanged")
 func (l *List) update(now time.Time, apply func(set) error, changed *[]Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.rc != nil {
+		return l.updateShared(now, apply, changed)
+	}
 	prev := *l.snap.Load()
 	base := prev
 	if l.file != "" {
@@ -463,6 +498,9 @@ func (l *List) Sweep(now time.Time) int {
 // file is an error and the set stays as it was. Without a file, Reload
 // does nothing.
 func (l *List) Reload() error {
+	if l.rc != nil {
+		return l.Sync(context.Background())
+	}
 	if l.file == "" {
 		return nil
 	}

@@ -1,0 +1,259 @@
+package revoke
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/mcpgate/mcpgate/internal/redisconn"
+)
+
+// With Config.Redis set, the list is shared by replicas through Redis: the
+// same JSON document as the file, under the key "rev:doc", and a random
+// version under "rev:ver". A write reads both, applies its change and
+// stores the result only if the version is still the one it read (a Lua
+// compare-and-set), so no replica's revocation overwrites another's.
+//
+// [List.Sync] keeps the snapshot current: it reads the version through
+// client-side caching (no round trip while it is unchanged; Redis
+// invalidates it on every replica when any replica writes), and only when
+// it changed fetches the document, in the same script as the epoch, so a
+// flushed Redis is noticed before an empty list is believed. The gateway
+// calls Sync before every Check, and a background loop calls it so that
+// the streams of a token revoked elsewhere are ended without a request.
+// An unreachable Redis makes Sync fail: the gateway refuses the request
+// (503), it never checks against a list it cannot know is current.
+//
+// When the data is found lost (a new epoch, [redisconn.Conn]), every
+// token issued before the new epoch began is refused until the longest
+// token lifetime has passed ([KindEpoch]): the revocations that might have
+// covered it were lost with the data.
+
+// KindEpoch is the kind of the entry Check reports for a token issued
+// before the shared data's epoch began. It cannot be added.
+const KindEpoch Kind = "epoch"
+
+// syncCacheTTL bounds how long a cached version is trusted without an
+// invalidation (the server invalidates it on change).
+const syncCacheTTL = time.Minute
+
+func (l *List) verKey() string { return l.rc.Key("rev:ver") }
+func (l *List) docKey() string { return l.rc.Key("rev:doc") }
+
+// readScript: KEYS epoch, ver, doc → {epoch, ver, doc} ("" when absent).
+var readScript = rueidis.NewLuaScriptReadOnly(`
+return {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
+`)
+
+// casScript: KEYS ver, doc; ARGV expected ver, new ver, doc, TTL ms.
+var casScript = rueidis.NewLuaScript(`
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+return 1
+`)
+
+// Sync makes the snapshot current with the shared list (a no-op without
+// Config.Redis). An error means the list could not be confirmed: the
+// caller must refuse.
+func (l *List) Sync(ctx context.Context) error {
+	if l.rc == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.rc.Timeout())
+	defer cancel()
+	c := l.rc.Client()
+	v, err := c.DoCache(ctx, c.B().Get().Key(l.verKey()).Cache(), syncCacheTTL).ToString()
+	switch {
+	case rueidis.IsRedisNil(err):
+		v = ""
+	case err != nil:
+		return fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
+	}
+	if p := l.sharedVer.Load(); p != nil && *p == v {
+		return nil
+	}
+	return l.reloadShared(ctx)
+}
+
+// reloadShared fetches the shared document and publishes it.
+func (l *List) reloadShared(ctx context.Context) error {
+	var changed []Entry
+	err := func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		s, ver, err := l.fetchShared(ctx)
+		if err != nil {
+			return err
+		}
+		prev := *l.snap.Load()
+		l.snap.Store(&s)
+		l.sharedVer.Store(&ver)
+		changed = diff(prev, s)
+		return nil
+	}()
+	if err != nil {
+		return err
+	}
+	l.notify(changed)
+	return nil
+}
+
+// fetchShared reads the document and its version, after checking the
+// epoch. l.mu is held.
+func (l *List) fetchShared(ctx context.Context) (set, string, error) {
+	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey()}, nil).AsStrSlice()
+	if err != nil {
+		return set{}, "", fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
+	}
+	if len(vals) != 3 {
+		return set{}, "", fmt.Errorf("revoke: %w: %d values from the read script", ErrCorrupt, len(vals))
+	}
+	if !redisconn.MatchEpoch(vals[0], l.rc.Epoch()) {
+		// The data was lost: adopt the new epoch (which sets the floor)
+		// before believing what is stored now.
+		if err := l.rc.EpochLost(ctx, vals[0]); err != nil {
+			return set{}, "", fmt.Errorf("revoke: %w", err)
+		}
+	}
+	if vals[2] == "" {
+		return makeSet(0), vals[1], nil
+	}
+	s, err := parseFile([]byte(vals[2]), l.clock())
+	if err != nil {
+		return set{}, "", fmt.Errorf("revoke: shared list: %w", err)
+	}
+	return s, vals[1], nil
+}
+
+// updateShared is update for a shared list: read, apply, compare-and-set,
+// retried when another replica wrote in between. l.mu is held.
+func (l *List) updateShared(now time.Time, apply func(set) error, changed *[]Entry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*l.rc.Timeout())
+	defer cancel()
+	for range 16 {
+		base, ver, err := l.fetchShared(ctx)
+		if err != nil {
+			return err
+		}
+		next := base.liveCopy(now)
+		err = apply(next)
+		if errors.Is(err, errUnchanged) {
+			prev := *l.snap.Load()
+			l.snap.Store(&next)
+			l.sharedVer.Store(&ver)
+			*changed = diff(prev, next)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		doc, err := encodeFile(next)
+		if err != nil {
+			return err
+		}
+		nv := redisconn.NewID()
+		ttl := sharedTTL(next, now)
+		ok, err := casScript.Exec(ctx, l.rc.Client(), []string{l.verKey(), l.docKey()},
+			[]string{ver, nv, string(doc), strconv.FormatInt(ttl.Milliseconds(), 10)}).AsInt64()
+		if err != nil {
+			return fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
+		}
+		if ok != 1 {
+			continue // another replica wrote: apply on its result
+		}
+		prev := *l.snap.Load()
+		l.snap.Store(&next)
+		l.sharedVer.Store(&nv)
+		*changed = diff(prev, next)
+		return nil
+	}
+	return errors.New("revoke: the shared list kept changing under concurrent writes; try again")
+}
+
+// sharedTTL is how long the shared document must live: until its last
+// entry expires (at least a minute).
+func sharedTTL(s set, now time.Time) time.Duration {
+	ttl := time.Minute
+	for _, e := range s.all() {
+		ttl = max(ttl, e.Until.Sub(now)+time.Minute)
+	}
+	return ttl
+}
+
+// setFloor refuses, until floor + MaxTokenLifetime, the tokens issued
+// before floor (see KindEpoch), and tells the subscribers.
+func (l *List) setFloor(floor time.Time) {
+	floor = floor.Round(0).UTC()
+	l.floor.Store(&floor)
+	l.notify([]Entry{l.floorEntry(floor)})
+}
+
+func (l *List) floorEntry(floor time.Time) Entry {
+	return Entry{Kind: KindEpoch, NotBefore: floor, Until: floor.Add(l.lifetime), Created: floor,
+		Reason: "the shared state (Redis) was lost or started anew; tokens issued before then are refused"}
+}
+
+// checkFloor reports the epoch entry covering t, if any.
+func (l *List) checkFloor(t Token) (Entry, bool) {
+	p := l.floor.Load()
+	if p == nil || !issuedBefore(t.IssuedAt, *p) {
+		return Entry{}, false
+	}
+	e := l.floorEntry(*p)
+	if !l.now().Before(e.Until) {
+		return Entry{}, false
+	}
+	e.Issuer = t.Issuer
+	return e, true
+}
+
+// runShared syncs the shared list periodically until stop is closed.
+func (l *List) runShared(every time.Duration) {
+	defer close(l.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if err := l.Sync(context.Background()); err != nil {
+				l.logger.Warn("revocation list: shared list not reachable; requests are refused until it is", "error", err)
+			}
+		}
+	}
+}
+
+// Close stops the background sync of a shared list.
+func (l *List) Close() error {
+	if l.rc == nil {
+		return nil
+	}
+	l.closeOnce.Do(func() {
+		l.cancelEpoch()
+		close(l.stop)
+		<-l.done
+	})
+	return nil
+}
+
+// startShared loads the shared list, sets the epoch floor and starts the
+// background sync.
+func (l *List) startShared(rc *redisconn.Conn, every time.Duration) (*List, error) {
+	l.rc = rc
+	ctx, cancel := context.WithTimeout(context.Background(), 2*rc.Timeout())
+	defer cancel()
+	if err := l.reloadShared(ctx); err != nil {
+		return nil, err
+	}
+	l.setFloor(rc.Epoch().Since)
+	l.cancelEpoch = rc.OnEpoch(func(ep redisconn.Epoch) { l.setFloor(ep.Since) })
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	go l.runShared(every)
+	return l, nil
+}

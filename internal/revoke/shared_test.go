@@ -1,0 +1,263 @@
+package revoke
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/mcpgate/mcpgate/internal/redisconn"
+	"github.com/mcpgate/mcpgate/internal/redistest"
+)
+
+const sharedIss = "https://idp.example"
+
+func sharedConn(t *testing.T, srv *redistest.Server, timeout time.Duration) *redisconn.Conn {
+	t.Helper()
+	c, err := redisconn.Open(redisconn.Config{URL: srv.URL(), PasswordFile: srv.PasswordFile, Timeout: timeout,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func sharedList(t *testing.T, c *redisconn.Conn) *List {
+	t.Helper()
+	l, err := New(Config{Redis: c, SyncInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func rawRedis(t *testing.T, srv *redistest.Server) rueidis.Client {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// A revocation made on replica A is refused on B on B's very next check,
+// and a removal on A is seen there too.
+func TestSharedNextRequest(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := sharedList(t, sharedConn(t, srv, time.Second)), sharedList(t, sharedConn(t, srv, time.Second))
+	tok := Token{Issuer: sharedIss, JTI: "tok-1", Subject: "alice", IssuedAt: time.Now()}
+	// B reads the shared version through client-side caching; Redis
+	// pushes the invalidation as A writes and it lands within a
+	// millisecond (the gateway's next request is later than that). The
+	// test allows it a bounded moment rather than racing it.
+	check := func(l *List, want bool) bool {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+			if err := l.Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if _, revoked := l.Check(tok); revoked == want || time.Now().After(deadline) {
+				return revoked
+			}
+		}
+	}
+	if _, revoked := b.Check(tok); revoked {
+		t.Fatal("revoked before any revocation")
+	}
+	if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "tok-1", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if !check(b, true) {
+		t.Fatal("B accepted a token revoked on A")
+	}
+	if found, err := a.Remove(KindJTI, sharedIss, "tok-1"); err != nil || !found {
+		t.Fatalf("remove: %v %v", found, err)
+	}
+	if check(b, false) {
+		t.Error("B still refuses a token whose revocation A removed")
+	}
+}
+
+// Concurrent writes on two replicas lose none.
+func TestSharedConcurrentWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	lists := []*List{sharedList(t, sharedConn(t, srv, time.Second)), sharedList(t, sharedConn(t, srv, time.Second))}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			if _, err := lists[i%2].Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: fmt.Sprint("j", i), Until: time.Now().Add(time.Hour)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, l := range lists {
+		for deadline := time.Now().Add(2 * time.Second); len(l.List()) != 40 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if err := l.Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(l.List()); n != 40 {
+			t.Errorf("a replica lists %d revocations, want 40", n)
+		}
+	}
+}
+
+// The background sync tells B's subscribers (the gateway ends open
+// streams) without any request on B.
+func TestSharedSubscribersWithoutRequests(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := sharedList(t, sharedConn(t, srv, time.Second)), sharedList(t, sharedConn(t, srv, time.Second))
+	got := make(chan Entry, 4)
+	b.Subscribe(func(e Entry) { got <- e })
+	if _, err := a.Add(Entry{Kind: KindSubject, Issuer: sharedIss, Value: "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.Kind != KindSubject || e.Value != "mallory" {
+			t.Errorf("notified of %+v", e)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("B's subscribers were not told")
+	}
+}
+
+// An unchanged list costs no round trip: the version is read from the
+// client-side cache.
+func TestSharedSyncCached(t *testing.T) {
+	srv := redistest.Start(t)
+	l, err := New(Config{Redis: sharedConn(t, srv, time.Second), SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	raw := rawRedis(t, srv)
+	calls := func() int {
+		s, _ := raw.Do(t.Context(), raw.B().Info().Section("stats").Build()).ToString()
+		for _, line := range strings.Split(s, "\n") {
+			if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				return n
+			}
+		}
+		t.Fatal("no total_commands_processed")
+		return 0
+	}
+	l.Sync(t.Context()) // fills the cache
+	before := calls()
+	for range 50 {
+		if err := l.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls() - before - 1; n != 0 { // -1: the INFO itself
+		t.Errorf("50 syncs of an unchanged list sent %d commands, want 0", n)
+	}
+}
+
+// With Redis down, Sync and Add fail (the gateway refuses); when it comes
+// back empty, tokens issued before the new epoch are refused, later ones
+// are not, and no restart is needed.
+func TestSharedUnavailableThenNewEpoch(t *testing.T) {
+	srv := redistest.Start(t)
+	l := sharedList(t, sharedConn(t, srv, 300*time.Millisecond))
+	old := Token{Issuer: sharedIss, JTI: "old", Subject: "bob", IssuedAt: time.Now().Add(-time.Minute).Truncate(time.Second)}
+	if _, err := l.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "old", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if err := l.Sync(t.Context()); !errors.Is(err, redisconn.ErrUnavailable) {
+		t.Fatalf("Sync with redis down: %v", err)
+	}
+	if _, err := l.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "x", Until: time.Now().Add(time.Hour)}); !errors.Is(err, redisconn.ErrUnavailable) {
+		t.Fatalf("Add with redis down: %v", err)
+	}
+	srv.Restart() // empty: the revocation of "old" is gone with the data
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = l.Sync(t.Context()); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("no recovery: %v", err)
+	}
+	e, revoked := l.Check(old)
+	if !revoked || e.Kind != KindEpoch {
+		t.Errorf("a token issued before the data loss: revoked %v by %+v, want refused by the epoch", revoked, e)
+	}
+	time.Sleep(1100 * time.Millisecond) // iat has whole seconds
+	fresh := Token{Issuer: sharedIss, JTI: "new", Subject: "bob", IssuedAt: time.Now().Truncate(time.Second)}
+	if e, revoked := l.Check(fresh); revoked {
+		t.Errorf("a token issued after the new epoch refused by %+v", e)
+	}
+}
+
+// A FLUSHALL is noticed by the sync before the empty list is believed: a
+// token revoked before the flush stays refused.
+func TestSharedFlushKeepsRefusing(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := sharedList(t, sharedConn(t, srv, time.Second)), sharedList(t, sharedConn(t, srv, time.Second))
+	tok := Token{Issuer: sharedIss, JTI: "leaked", IssuedAt: time.Now().Add(-time.Minute)}
+	if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "leaked", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawRedis(t, srv)
+	if err := raw.Do(t.Context(), raw.B().Flushall().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*List{a, b} {
+		if err := l.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, revoked := l.Check(tok); !revoked {
+			t.Error("after a flush a revoked token was accepted")
+		}
+	}
+}
+
+func TestSharedConfigErrors(t *testing.T) {
+	srv := redistest.Start(t)
+	if _, err := New(Config{Redis: sharedConn(t, srv, time.Second), File: t.TempDir() + "/r.json"}); err == nil {
+		t.Error("File and Redis together accepted")
+	}
+	if _, err := New(Config{Redis: sharedConn(t, srv, time.Second), SyncInterval: -1}); err == nil {
+		t.Error("negative SyncInterval accepted")
+	}
+}
+
+// BenchmarkSharedSyncCheck is the per-request cost on a replica of a
+// shared list that did not change: a client-side cached version read and
+// the snapshot lookup.
+func BenchmarkSharedSyncCheck(b *testing.B) {
+	srv := redistest.Start(b)
+	c, err := redisconn.Open(redisconn.Config{URL: srv.URL(), PasswordFile: srv.PasswordFile, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	l, err := New(Config{Redis: c, SyncInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	tok := Token{Issuer: sharedIss, JTI: "j", Subject: "s", IssuedAt: time.Now()}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
+		l.Check(tok)
+	}
+}
