@@ -50,6 +50,9 @@ func (c *Config) Validate() error {
 	c.validateAudit(&p)
 	c.validateOperations(&p)
 	c.Store.validate(&p)
+	if c.Store.Redis() && c.Revocation.File != "" {
+		p.add("revocation.file", "not with a Redis store: revocations are shared through Redis (remove revocation.file)")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}

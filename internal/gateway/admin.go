@@ -94,6 +94,13 @@ func (a *admin) readyz(w http.ResponseWriter, r *http.Request) {
 			"reason": "the keys of every authorization server are not loaded yet"})
 		return
 	}
+	if a.g.redis != nil {
+		if err := a.g.redis.Ping(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready",
+				"reason": "the shared store (Redis) does not answer"})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -33,6 +34,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/redact"
+	"github.com/mcpgate/mcpgate/internal/redisconn"
 	"github.com/mcpgate/mcpgate/internal/revoke"
 	"github.com/mcpgate/mcpgate/internal/secret"
 	"github.com/mcpgate/mcpgate/internal/session"
@@ -86,6 +88,7 @@ type Gateway struct {
 	admin        *admin           // the admin listener's handlers
 	metrics      *metrics.Metrics
 	revoked      *revoke.List       // token revocations, checked on every request
+	redis        *redisconn.Conn    // the shared store's connection; nil: in-process state
 	streamsOpen  *openStreams       // event streams in flight, ended when their token is revoked
 	anomaly      *anomaly.Detector  // nil: detection off
 	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
@@ -192,6 +195,12 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		mux: http.NewServeMux(),
 	}
 	g.deps.prev = nil
+	var unbuilt io.Closer // opened by New; closed unless New succeeds
+	defer func() {
+		if unbuilt != nil {
+			unbuilt.Close()
+		}
+	}()
 	if prev != nil && reflect.DeepEqual(prev.cfg.Limits.RatePerIP, cfg.Limits.RatePerIP) {
 		g.limiter = prev.limiter // per-address budgets are not reset by a reload
 	}
@@ -200,6 +209,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		// pins, revocations, the audit trail, metrics, request ids.
 		g.sessions, g.streams, g.store, g.pins, g.audit = prev.sessions, prev.streams, prev.store, prev.pins, prev.audit
 		g.revoked, g.metrics, g.streamsOpen, g.auditLost = prev.revoked, prev.metrics, prev.streamsOpen, prev.auditLost
+		g.redis = prev.redis
 		g.reqPrefix, g.reqSeq, g.live, g.run = prev.reqPrefix, prev.reqSeq, prev.live, prev.run
 		g.deps.UpstreamTransport, g.deps.InsecureSkipAudienceCheck = prev.deps.UpstreamTransport, prev.deps.InsecureSkipAudienceCheck
 		deps = g.deps
@@ -261,6 +271,17 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if g.store == nil {
 		g.store = deps.Store
 	}
+	if g.store == nil && cfg.Store.Redis() {
+		if g.redis, err = openRedis(cfg.Store, log, now); err != nil {
+			return nil, err
+		}
+		unbuilt = g.redis
+		hc := cfg.Sequence.History
+		if g.store, err = state.NewRedis(state.RedisConfig{Conn: g.redis, MaxEntries: hc.MaxEntries, IdleTimeout: hc.IdleTimeout.D(),
+			MaxCached: hc.MaxHistories, Now: now}); err != nil {
+			return nil, err
+		}
+	}
 	if g.store == nil {
 		hc := cfg.Sequence.History
 		g.store = state.NewMemory(state.MemoryConfig{MaxEntries: hc.MaxEntries, IdleTimeout: hc.IdleTimeout.D(),
@@ -275,7 +296,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		}
 	}
 	if g.revoked == nil {
-		if g.revoked, err = revoke.New(revoke.Config{File: cfg.Revocation.File, MaxTokenLifetime: cfg.Revocation.MaxTokenLifetime.D(),
+		if g.revoked, err = revoke.New(revoke.Config{File: cfg.Revocation.File, Redis: g.redis, MaxTokenLifetime: cfg.Revocation.MaxTokenLifetime.D(),
 			Now: now, Logger: log}); err != nil {
 			return nil, fmt.Errorf("revocation: %w", err)
 		}
@@ -317,6 +338,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if prev == nil {
 		g.live.Store(g)
 	}
+	unbuilt = nil
 	return g, nil
 }
 
@@ -546,8 +568,37 @@ func (g *Gateway) writeAudit(ctx context.Context, ev *audit.Event) error {
 // loaded.
 func (g *Gateway) Ready() bool { return g.live.Load().authn.Ready() }
 
-// Close releases the audit sink.
-func (g *Gateway) Close() error { return g.audit.Close() }
+// Close releases the audit sink and the shared store's connection.
+func (g *Gateway) Close() error {
+	err := g.audit.Close()
+	if g.redis != nil {
+		g.revoked.Close()
+		if c, ok := g.store.(io.Closer); ok {
+			c.Close()
+		}
+		g.redis.Close()
+	}
+	return err
+}
+
+// openRedis connects to the shared store of the configuration.
+func openRedis(sc config.Store, log *slog.Logger, now func() time.Time) (*redisconn.Conn, error) {
+	rc := redisconn.Config{URL: sc.URL, Username: sc.Username, PasswordFile: sc.PasswordFile, KeyPrefix: sc.KeyPrefix,
+		Timeout: sc.Timeout.D(), Logger: log, Now: now}
+	if t := sc.TLS; t != nil {
+		var err error
+		if rc.TLS, err = tlsfiles.ClientConfig(tlsfiles.ClientConfigOptions{
+			CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName,
+		}, log); err != nil {
+			return nil, fmt.Errorf("store tls: %w", err)
+		}
+	}
+	c, err := redisconn.Open(rc)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return c, nil
+}
 
 // nextRequestID returns a unique, unguessable-prefix request id.
 func (g *Gateway) nextRequestID() string {

@@ -76,6 +76,7 @@ func restartNeeded(old, cfg *config.Config) error {
 		{"log", old.Log, cfg.Log},
 		{"tool_pins_file", old.ToolPinsFile, cfg.ToolPinsFile},
 		{"revocation", old.Revocation, cfg.Revocation},
+		{"store", old.Store, cfg.Store},
 		{"sequence.history", old.Sequence.History, cfg.Sequence.History},
 		{"limits on sessions and streams", []any{old.Limits.MaxSessions, old.Limits.MaxSessionsPerPrincipal, old.Limits.SessionIdleTimeout, old.Limits.MaxStreamsPerPrincipal},
 			[]any{cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerPrincipal, cfg.Limits.SessionIdleTimeout, cfg.Limits.MaxStreamsPerPrincipal}},

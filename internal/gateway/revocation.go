@@ -60,6 +60,9 @@ func (o *openStreams) closeRevoked(e revoke.Entry) int {
 // covers reports whether revocation e applies to token t (the same rule as
 // revoke.List.Check, for one entry).
 func covers(e revoke.Entry, t revoke.Token) bool {
+	if e.Kind == revoke.KindEpoch { // every issuer's tokens issued before the shared state began
+		return t.IssuedAt.IsZero() || t.IssuedAt.Before(e.NotBefore)
+	}
 	if e.Issuer != t.Issuer {
 		return false
 	}
@@ -85,8 +88,21 @@ func (x *exchange) checkRevoked() *rejection {
 	if x.rt.g.revoked == nil {
 		return nil
 	}
-	if _, revoked := x.rt.g.revoked.Check(revokeToken(x.ident)); !revoked {
+	if err := x.rt.g.revoked.Sync(x.r.Context()); err != nil {
+		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
+			reason: "revocation_state_unavailable", cause: err,
+			message: "the gateway cannot confirm that this token is not revoked (its shared state is unreachable); try again later"}
+	}
+	e, revoked := x.rt.g.revoked.Check(revokeToken(x.ident))
+	if !revoked {
 		return nil
+	}
+	if e.Kind == revoke.KindEpoch {
+		x.rt.g.metrics.RevokedRequests.WithLabelValues(x.rt.name).Inc()
+		return &rejection{status: http.StatusUnauthorized, code: codeUnauthorized, decision: audit.Reject, reason: "revoked_epoch",
+			message:   "invalid access token: it was issued before the gateway's shared state was last reset; obtain a new one",
+			challenge: x.rt.revokedChallenge(),
+		}
 	}
 	x.rt.g.metrics.RevokedRequests.WithLabelValues(x.rt.name).Inc()
 	return &rejection{status: http.StatusUnauthorized, code: codeUnauthorized, decision: audit.Reject, reason: "revoked",

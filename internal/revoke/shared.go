@@ -187,8 +187,13 @@ func sharedTTL(s set, now time.Time) time.Duration {
 
 // setFloor refuses, until floor + MaxTokenLifetime, the tokens issued
 // before floor (see KindEpoch), and tells the subscribers.
+//
+// floor is rounded down to the second, like iat: a token issued in the
+// same second as the data loss but before it is accepted (a revocation of
+// it could only have been made within that second), and a token issued
+// just after it is not refused for its rounded-down iat.
 func (l *List) setFloor(floor time.Time) {
-	floor = floor.Round(0).UTC()
+	floor = floor.Round(0).UTC().Truncate(time.Second)
 	l.floor.Store(&floor)
 	l.notify([]Entry{l.floorEntry(floor)})
 }
