@@ -410,4 +410,3 @@ func TestRedisCorruptValueRefused(t *testing.T) {
 		t.Fatal("a corrupt history was accepted")
 	}
 }
-
