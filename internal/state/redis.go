@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -171,14 +172,16 @@ type view struct {
 	seen     []time.Time
 	verified bool
 	// reset: the history was found expired (by its last change), so a
-	// write replaces the stored entries instead of appending to them.
-	reset bool
+	// write replaces the stored entries instead of appending to them;
+	// creset likewise per counter.
+	reset  bool
+	creset []bool
 }
 
 // cached returns this process's copy of the records (empty ones where it
 // has none), unverified.
 func (r *Redis) cached(h Key, c []Key) *view {
-	v := &view{cvers: make([]string, len(c)), ctrs: make([]*Counter, len(c)), seen: make([]time.Time, len(c))}
+	v := &view{cvers: make([]string, len(c)), ctrs: make([]*Counter, len(c)), seen: make([]time.Time, len(c)), creset: make([]bool, len(c))}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.hists[h]; s != nil {
@@ -204,7 +207,7 @@ func (r *Redis) expire(v *view, now time.Time) {
 	}
 	for i := range v.ctrs {
 		if !v.seen[i].IsZero() && now.Sub(v.seen[i]) > r.cfg.IdleTimeout {
-			v.ctrs[i] = &Counter{}
+			v.ctrs[i], v.creset[i] = &Counter{}, true
 		}
 	}
 }
@@ -318,10 +321,10 @@ type result struct {
 // current.
 func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History, added []Entry, ctrs []*Counter, now time.Time) (result, error) {
 	ep := r.conn.Epoch()
-	keys := make([]string, 0, 3+len(c))
+	keys := make([]string, 0, 3+2*len(c))
 	keys = append(keys, r.conn.EpochKey(), r.key("h:", h), r.key("e:", h))
 	for _, k := range c {
-		keys = append(keys, r.key("c:", k))
+		keys = append(keys, r.key("c:", k), r.key("t:", k))
 	}
 	write := hist != nil
 	args := make([]string, 0, 8+len(added)+3*len(c))
@@ -352,16 +355,19 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	}
 	cvers := make([]string, len(c))
 	for i := range c {
-		nv, data := "", ""
-		if write {
-			var err error
-			if data, err = encodeCounter(ctrs[i], now); err != nil {
-				return res, fmt.Errorf("state: encode counter: %w", err)
-			}
-			nv = newVersion()
-			cvers[i] = nv
+		if !write {
+			args = append(args, v.cvers[i], "", "", "0", "0")
+			continue
 		}
-		args = append(args, v.cvers[i], nv, data)
+		cvers[i] = newVersion()
+		trim, add := counterDelta(v.ctrs[i].Times, ctrs[i].Times)
+		if v.creset[i] {
+			trim, add = -1, ctrs[i].Times
+		}
+		args = append(args, v.cvers[i], cvers[i], strconv.FormatInt(now.UnixNano(), 10), strconv.Itoa(trim), strconv.Itoa(len(add)))
+		for _, t := range add {
+			args = append(args, strconv.FormatInt(unixNano(t), 10))
+		}
 	}
 	msgs, err := r.script.Exec(ctx, r.conn.Client(), keys, args).ToArray()
 	if err != nil {
@@ -397,9 +403,10 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	return res, fmt.Errorf("%w: unexpected answer %q from the update script", errCorrupt, tag)
 }
 
-// decodeStale decodes {"stale", hver, hmeta, {entries}, cver1, cdata1, …}.
+// decodeStale decodes {"stale", hver, hmeta, {entries}, then per
+// counter: cver, seen, {times}}.
 func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) {
-	if len(msgs) != 4+2*nc {
+	if len(msgs) != 4+3*nc {
 		return nil, fmt.Errorf("%w: %d values in the update script's answer", errCorrupt, len(msgs))
 	}
 	str := func(i int) (string, error) {
@@ -409,7 +416,14 @@ func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) 
 		}
 		return s, nil
 	}
-	v := &view{verified: true, cvers: make([]string, nc), ctrs: make([]*Counter, nc), seen: make([]time.Time, nc)}
+	list := func(i int) ([]string, error) {
+		l, err := msgs[i].AsStrSlice()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		return l, nil
+	}
+	v := &view{verified: true, cvers: make([]string, nc), ctrs: make([]*Counter, nc), seen: make([]time.Time, nc), creset: make([]bool, nc)}
 	var err error
 	if v.hver, err = str(1); err != nil {
 		return nil, err
@@ -418,32 +432,50 @@ func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) 
 	if err != nil {
 		return nil, err
 	}
-	list, err := msgs[3].ToArray()
+	entries, err := list(3)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
-	}
-	entries := make([]string, len(list))
-	for i := range list {
-		if entries[i], err = list[i].ToString(); err != nil {
-			return nil, fmt.Errorf("%w: %w", errCorrupt, err)
-		}
+		return nil, err
 	}
 	if v.hist, err = decodeHistory(meta, entries, r.cfg.MaxEntries); err != nil {
 		return nil, err
 	}
 	for i := range nc {
-		if v.cvers[i], err = str(4 + 2*i); err != nil {
+		if v.cvers[i], err = str(4 + 3*i); err != nil {
 			return nil, err
 		}
-		data, err := str(5 + 2*i)
+		seen, err := str(5 + 3*i)
 		if err != nil {
 			return nil, err
 		}
-		if v.ctrs[i], v.seen[i], err = decodeCounter(data); err != nil {
+		times, err := list(6 + 3*i)
+		if err != nil {
+			return nil, err
+		}
+		if v.ctrs[i], v.seen[i], err = decodeCounter(seen, times); err != nil {
 			return nil, err
 		}
 	}
 	return v, nil
+}
+
+// counterDelta returns how the stored times become next: how many to drop
+// from the front and which to append. A counter changes by Prune (drops
+// from the front) and appends; anything else is written whole (every
+// stored time dropped, every time appended).
+func counterDelta(prev, next []time.Time) (trim int, add []time.Time) {
+	for k := 0; k < len(prev); k++ {
+		keep := prev[k:]
+		if len(keep) > len(next) {
+			continue
+		}
+		if len(keep) > 0 && !keep[0].Equal(next[0]) {
+			continue
+		}
+		if slices.EqualFunc(keep, next[:len(keep)], time.Time.Equal) {
+			return k, next[len(keep):]
+		}
+	}
+	return len(prev), next
 }
 
 // remember caches the records just written.
@@ -494,33 +526,37 @@ func (r *Redis) Cached() int {
 	return len(r.hists) + len(r.counters)
 }
 
-// updateScript checks the epoch and the expected versions of a history
-// and its counters and, in mode "w", writes them.
+// updateScript checks (after redisconn.EpochCheckLua) the expected
+// versions of a history and its counters and, in a write mode, writes them.
 //
-// KEYS: epoch, history header (hash v/d), history entries (list),
-// counters (hash v/d)…
+// KEYS: epoch, history header (hash v/d), history entries (list), then
+// per counter: header (hash v/s) and times (list).
 // ARGV: epoch id, mode ("r" check, "w" write, "wr" write replacing the
-// entries), TTL ms, max entries, expected
-// history version, new version, new header, n, n entries, then per
-// counter: expected version, new version, new value.
+// entries), TTL ms, max entries, expected history version, new version,
+// new header, n, n entries, then per counter: expected version, new
+// version, seen, trim (times dropped from the front; -1: all), m, m times.
 //
 // Answers {"epoch", current-or-""}, {"stale", hver, hdata, {entries},
-// cver, cdata, …}, {"current"} (mode r) or {"ok"} (mode w).
+// then per counter cver, seen, {times}}, {"current"} (mode r) or {"ok"}.
 const updateScript = `
 local n = tonumber(ARGV[8])
-local base = 9 + n
-local nc = #KEYS - 3
+local nc = (#KEYS - 3) / 2
 local stale = (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[5]
+local pos = 9 + n
+local cpos = {}
 for i = 1, nc do
-  if (redis.call('HGET', KEYS[3 + i], 'v') or '') ~= ARGV[base + 3 * (i - 1)] then stale = true end
+  cpos[i] = pos
+  if (redis.call('HGET', KEYS[2 + 2 * i], 'v') or '') ~= ARGV[pos] then stale = true end
+  pos = pos + 5 + tonumber(ARGV[pos + 4])
 end
 if stale then
   local h = redis.call('HMGET', KEYS[2], 'v', 'd')
   local out = {'stale', h[1] or '', h[2] or '', redis.call('LRANGE', KEYS[3], 0, -1)}
   for i = 1, nc do
-    local c = redis.call('HMGET', KEYS[3 + i], 'v', 'd')
+    local c = redis.call('HMGET', KEYS[2 + 2 * i], 'v', 's')
     out[#out + 1] = c[1] or ''
     out[#out + 1] = c[2] or ''
+    out[#out + 1] = redis.call('LRANGE', KEYS[3 + 2 * i], 0, -1)
   end
   return out
 end
@@ -535,9 +571,18 @@ if n > 0 then
 end
 redis.call('PEXPIRE', KEYS[3], ttl)
 for i = 1, nc do
-  local b = base + 3 * (i - 1)
-  redis.call('HSET', KEYS[3 + i], 'v', ARGV[b + 1], 'd', ARGV[b + 2])
-  redis.call('PEXPIRE', KEYS[3 + i], ttl)
+  local p = cpos[i]
+  local mk, tk = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  redis.call('HSET', mk, 'v', ARGV[p + 1], 's', ARGV[p + 2])
+  redis.call('PEXPIRE', mk, ttl)
+  local trim, add = tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4])
+  if trim < 0 then
+    redis.call('DEL', tk)
+  elseif trim > 0 then
+    redis.call('LTRIM', tk, trim, -1)
+  end
+  if add > 0 then redis.call('RPUSH', tk, unpack(ARGV, p + 5, p + 4 + add)) end
+  redis.call('PEXPIRE', tk, ttl)
 end
 return {'ok'}
 `

@@ -6,19 +6,25 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 )
 
 // The Redis store keeps a history as two keys: a hash with the history's
 // version and its header (wireMeta, JSON) and a list of its entries
 // (wireEntry, JSON, oldest first), so that recording a call appends one
-// entry instead of rewriting the history. A counter is one hash: version
-// and wireCounter. Values are bounded when decoded: a corrupt or hostile
+// entry instead of rewriting the history. A counter is a hash (version,
+// last change) and a list of its event times (decimal Unix nanoseconds):
+// a call drops the expired times from the front and appends its own. Values are bounded when decoded: a corrupt or hostile
 // value is an error (the call is refused), never a panic or an unbounded
 // allocation.
 
-// maxWireValue bounds one decoded value (a header, an entry, a counter).
+// maxWireValue bounds one decoded value (a header, an entry).
 const maxWireValue = 1 << 20
+
+// maxCounterTimes bounds a decoded counter (budgets allow at most 10000
+// calls per window; a counter never legitimately holds many more).
+const maxCounterTimes = 1 << 20
 
 type wireMeta struct {
 	Dropped  int                 `json:"d,omitempty"`
@@ -34,11 +40,6 @@ type wireEntry struct {
 	Tool   string            `json:"t"`
 	Labels []string          `json:"l,omitempty"`
 	Args   map[string]string `json:"a,omitempty"`
-}
-
-type wireCounter struct {
-	Seen  int64   `json:"s"`
-	Times []int64 `json:"t,omitempty"`
 }
 
 func unixNano(t time.Time) int64 {
@@ -62,15 +63,6 @@ func encodeMeta(h *History) (string, error) {
 
 func encodeEntry(e *Entry) (string, error) {
 	b, err := json.Marshal(wireEntry{At: unixNano(e.At), Route: e.Route, Tool: e.Tool, Labels: e.Labels, Args: e.Args})
-	return string(b), err
-}
-
-func encodeCounter(c *Counter, seen time.Time) (string, error) {
-	w := wireCounter{Seen: unixNano(seen), Times: make([]int64, len(c.Times))}
-	for i, t := range c.Times {
-		w.Times[i] = unixNano(t)
-	}
-	b, err := json.Marshal(w)
 	return string(b), err
 }
 
@@ -117,22 +109,32 @@ func decodeHistory(meta string, entries []string, maxEntries int) (*History, err
 	return h, nil
 }
 
-func decodeCounter(s string) (*Counter, time.Time, error) {
+// decodeCounter rebuilds a counter from its seen time and its times
+// (decimal Unix nanoseconds), bounded in number.
+func decodeCounter(seen string, times []string) (*Counter, time.Time, error) {
 	c := &Counter{}
-	if s == "" {
-		return c, time.Time{}, nil
+	var at time.Time
+	if seen != "" {
+		n, err := strconv.ParseInt(seen, 10, 64)
+		if err != nil {
+			return nil, at, fmt.Errorf("%w: counter time", errCorrupt)
+		}
+		at = fromUnixNano(n)
 	}
-	var w wireCounter
-	if err := decodeWire(s, &w); err != nil {
-		return nil, time.Time{}, err
+	if len(times) > maxCounterTimes {
+		return nil, at, fmt.Errorf("%w: %d counter times", errCorrupt, len(times))
 	}
-	if len(w.Times) > 0 {
-		c.Times = make([]time.Time, len(w.Times), len(w.Times)+1)
-		for i, n := range w.Times {
+	if len(times) > 0 {
+		c.Times = make([]time.Time, len(times), len(times)+1)
+		for i, s := range times {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return nil, at, fmt.Errorf("%w: counter time", errCorrupt)
+			}
 			c.Times[i] = fromUnixNano(n)
 		}
 	}
-	return c, fromUnixNano(w.Seen), nil
+	return c, at, nil
 }
 
 // attemptCopy returns a copy of h that fn may change while h stays as it

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,14 +43,57 @@ func TestCodecRoundTrip(t *testing.T) {
 	if err != nil || len(got.Entries) != 1 || got.Entries[0].Tool != "export" || got.Dropped != 8 {
 		t.Errorf("trimmed decode = %+v, %v", got, err)
 	}
-	c := &Counter{Times: []time.Time{at, at.Add(time.Millisecond)}}
-	s, err := encodeCounter(c, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc, seen, err := decodeCounter(s)
+	gc, seen, err := decodeCounter(strconv.FormatInt(at.UnixNano(), 10), []string{strconv.FormatInt(at.UnixNano(), 10), strconv.FormatInt(at.Add(time.Millisecond).UnixNano(), 10)})
 	if err != nil || len(gc.Times) != 2 || !gc.Times[1].Equal(at.Add(time.Millisecond)) || !seen.Equal(at) {
-		t.Errorf("counter round trip = %+v %v %v", gc, seen, err)
+		t.Errorf("counter decode = %+v %v %v", gc, seen, err)
+	}
+}
+
+func TestCounterDelta(t *testing.T) {
+	at := func(s ...int) []time.Time {
+		var out []time.Time
+		for _, n := range s {
+			out = append(out, time.Unix(int64(n), 0))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name       string
+		prev, next []time.Time
+		trim       int
+		add        []time.Time
+	}{
+		{"append to empty", nil, at(1), 0, at(1)},
+		{"append", at(1, 2), at(1, 2, 3), 0, at(3)},
+		{"prune and append", at(1, 2, 3), at(3, 4), 2, at(4)},
+		{"prune all and append", at(1, 2), at(5), 2, at(5)},
+		{"unchanged", at(1, 2), at(1, 2), 0, nil},
+		{"repeated times", at(1, 1, 1), at(1, 1, 2), 1, at(2)},
+		{"rewritten", at(1, 2), at(7, 8, 9, 10), 2, at(7, 8, 9, 10)},
+		{"changed in the middle", at(1, 2, 3), at(1, 9, 3), 3, at(1, 9, 3)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			trim, add := counterDelta(tc.prev, tc.next)
+			if trim != tc.trim || len(add) != len(tc.add) {
+				t.Fatalf("trim %d add %v, want %d %v", trim, add, tc.trim, tc.add)
+			}
+			// Applying the delta to prev gives next.
+			got := tc.prev
+			if trim < 0 {
+				got = nil
+			} else {
+				got = got[trim:]
+			}
+			got = append(append([]time.Time(nil), got...), add...)
+			if len(got) != len(tc.next) {
+				t.Fatalf("applied delta gives %v, want %v", got, tc.next)
+			}
+			for i := range got {
+				if !got[i].Equal(tc.next[i]) {
+					t.Fatalf("applied delta gives %v, want %v", got, tc.next)
+				}
+			}
+		})
 	}
 }
 
@@ -72,13 +116,16 @@ func TestCodecRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := decodeCounter(`{"t":["x"]}`); err == nil {
-		t.Error("counter with a string time accepted")
+	if _, _, err := decodeCounter("", []string{"x"}); err == nil {
+		t.Error("counter with a non-numeric time accepted")
+	}
+	if _, _, err := decodeCounter("soon", nil); err == nil {
+		t.Error("counter with a non-numeric seen time accepted")
 	}
 }
 
 func FuzzDecodeHistory(f *testing.F) {
-	f.Add(`{"d":1,"t":["a"],"c":{"r/t":1},"s":{"x":["y"]},"l":5}`, `{"at":1,"r":"r","t":"t","l":["a"],"a":{"k":"v"}}`, `{"s":1,"t":[1,2]}`)
+	f.Add(`{"d":1,"t":["a"],"c":{"r/t":1},"s":{"x":["y"]},"l":5}`, `{"at":1,"r":"r","t":"t","l":["a"],"a":{"k":"v"}}`, "17")
 	f.Add("", "", "")
 	f.Fuzz(func(t *testing.T, meta, entry, counter string) {
 		h, err := decodeHistory(meta, []string{entry}, 5)
@@ -107,7 +154,7 @@ func FuzzDecodeHistory(f *testing.F) {
 				t.Fatalf("round trip changed the history: %+v → %+v", h, h2)
 			}
 		}
-		if c, _, err := decodeCounter(counter); err == nil && c == nil {
+		if c, _, err := decodeCounter(counter, []string{counter}); err == nil && c == nil {
 			t.Fatal("nil counter without an error")
 		}
 	})

@@ -256,7 +256,7 @@ func TestRedisKeysHashedWithTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 4 { // epoch, history header, entries, counter
+	if len(keys) != 5 { // epoch, history header, entries, counter header, counter times
 		t.Errorf("keys = %q", keys)
 	}
 	for _, k := range keys {
