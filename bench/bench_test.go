@@ -74,6 +74,7 @@ func TestHarnessEndToEnd(t *testing.T) {
 		"direct/leak-without-gateway",
 		"mcpgate-full/policy-denies", "mcpgate-full/policy-evaluates-search", "mcpgate-full/redaction",
 		"mcpgate-full/metrics", "mcpgate-full/audit-verify", "mcpgate-full/audit-records", "mcpgate-full/audit-principals",
+		"mcpgate-redis/policy-denies", "mcpgate-redis/redaction", "mcpgate-redis/audit-records", "mcpgate-redis/audit-principals",
 		"all/ids-unique-across-run",
 	}
 	for _, name := range targetNames() {

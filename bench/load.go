@@ -269,7 +269,7 @@ func measure(ctx context.Context, env *runEnv, t *target, c int, warmup, d time.
 		return nil, err
 	}
 
-	procs := []*process{t.front, t.upstream}
+	procs := append([]*process{t.front, t.upstream}, t.extra...)
 	before, err := readCPUs(procs)
 	if err != nil {
 		return nil, err
@@ -308,7 +308,11 @@ func measure(ctx context.Context, env *runEnv, t *target, c int, warmup, d time.
 	hz := env.hz
 	if t.front != nil {
 		res.hasFront = true
-		res.cpuFront = ticksToDuration(after[0].Total()-before[0].Total(), hz)
+		front := after[0].Total() - before[0].Total()
+		for i := range t.extra {
+			front += after[2+i].Total() - before[2+i].Total()
+		}
+		res.cpuFront = ticksToDuration(front, hz)
 	}
 	res.cpuUpstream = ticksToDuration(after[1].Total()-before[1].Total(), hz)
 	res.cpuClient = ticksToDuration(self1.Total()-self0.Total(), hz)

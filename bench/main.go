@@ -3,7 +3,7 @@
 // markdown table of throughput, latency and CPU per request.
 //
 //	go run ./bench [-duration 5s] [-warmup 1s] [-rounds 5] [-concurrency 1,8,32]
-//	               [-targets direct,proxy,mcpgate-authn,mcpgate-full,sdk-auth]
+//	               [-targets direct,proxy,mcpgate-authn,mcpgate-full,mcpgate-redis,sdk-auth]
 //	               [-principals N] [-profile DIR]
 //	               [-mcpgate BIN] [-out FILE] [-track-ids] [-keep]
 //
@@ -19,6 +19,10 @@
 //     (23 of them evaluated on every search), every redaction detector, a
 //     signed file audit trail, anomaly detection and metrics
 //     (configs/mcpgate-full.yaml.tmpl).
+//   - mcpgate-redis: mcpgate-full with its shared state (histories,
+//     budgets, revocations) in a redis-server on loopback that the harness
+//     starts (redis-server must be installed; scripts/test installs it).
+//     Its mcpgate CPU column includes redis-server's.
 //   - sdk-auth: the upstream behind the go-sdk's auth.RequireBearerToken,
 //     verifying each request's JWT with golang-jwt against the JWKS.
 //

@@ -54,6 +54,9 @@ type gateConfig struct {
 	// behind the bearer secret in AdminTokenFile.
 	Profiling      bool
 	AdminTokenFile string
+	// RedisURL and RedisPasswordFile put the shared state in Redis
+	// (mcpgate-redis).
+	RedisURL, RedisPasswordFile string
 }
 
 // renderConfig renders template name with c.
@@ -145,6 +148,9 @@ type gateOptions struct {
 	prime func(ctx context.Context, t *target, token string) error
 	// probes run after the load, before the processes stop.
 	probes func(ctx context.Context, env *runEnv, t *target) []Check
+	// redis starts a redis-server for the target's shared state; its CPU
+	// is counted with mcpgate's.
+	redis bool
 }
 
 // mcpgateTarget returns the start function of an mcpgate target: an
@@ -182,6 +188,14 @@ func mcpgateTarget(o gateOptions) startFunc {
 				return fail(err)
 			}
 			t.auditFile = gc.AuditFile
+		}
+		if o.redis {
+			rp, url, pwFile, err := startRedis(ctx, name, dir)
+			if err != nil {
+				return fail(err)
+			}
+			t.extra = append(t.extra, rp)
+			gc.RedisURL, gc.RedisPasswordFile = url, pwFile
 		}
 		if env.cfg.Profile != "" {
 			gc.Profiling = true
@@ -504,4 +518,49 @@ func exitCode(err error) int {
 // oneLine joins the lines of s with "; ".
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ; ")), " ")
+}
+
+// startRedis starts a redis-server on a free loopback port with a random
+// password (in a 0600 config file and a 0600 password file for mcpgate,
+// never on a command line) and waits until it accepts connections.
+func startRedis(ctx context.Context, name, dir string) (p *process, url, passwordFile string, err error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, "", "", fmt.Errorf("redis-server is not installed: run scripts/test once (it installs it) or 'apt-get install redis-server': %w", err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, "", "", err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return nil, "", "", err
+	}
+	password := hex.EncodeToString(b)
+	passwordFile = filepath.Join(dir, "redis-password")
+	conf := filepath.Join(dir, "redis.conf")
+	if err := os.WriteFile(passwordFile, []byte(password), 0o600); err != nil {
+		return nil, "", "", err
+	}
+	lines := fmt.Sprintf("bind %s\nport %s\nrequirepass %s\nsave \"\"\nappendonly no\ndir %s\nloglevel warning\n", host, port, password, dir)
+	if err := os.WriteFile(conf, []byte(lines), 0o600); err != nil {
+		return nil, "", "", err
+	}
+	p, _, err = startProcess(ctx, name+"-redis", []string{"redis-server", conf}, nil, false)
+	if err != nil {
+		return nil, "", "", err
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := p.alive(); err != nil {
+			return nil, "", "", fmt.Errorf("redis-server: %w", err)
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return p, "redis://" + addr + "/0", passwordFile, nil
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			return nil, "", "", fmt.Errorf("redis-server did not listen on %s: %s", addr, p.stderr.String())
+		}
+	}
 }

@@ -37,9 +37,8 @@ func targetSpecs() []targetSpec {
 		{name: "mcpgate-full", about: "mcpgate serve, scope rules + 25 sequence rules (23 evaluated on every search), every redaction detector, file audit (fsync interval, signed), anomaly detection, metrics (bench/configs/" + fullTemplate + ")",
 			start: mcpgateTarget(gateOptions{template: fullTemplate, audited: true, prime: primeWorkspace, probes: fullProbes})},
 		{name: "sdk-auth", about: "the upstream behind go-sdk auth.RequireBearerToken, golang-jwt verifying every request against the JWKS", start: startSDKAuth},
-		// mcpgate-redis goes here once mcpgate has a Redis state store:
-		// {name: "mcpgate-redis", start: mcpgateTarget(gateOptions{template: "mcpgate-redis.yaml.tmpl", ...})}
-		// with the template under configs/ and a Redis started by its prime hook.
+		{name: "mcpgate-redis", about: "mcpgate-full with its shared state (histories, budgets, revocations) in a redis-server on loopback; CPU proxy = mcpgate + redis-server",
+			start: mcpgateTarget(gateOptions{template: fullTemplate, audited: true, prime: primeWorkspace, probes: fullProbes, redis: true})},
 	}
 }
 
@@ -99,8 +98,9 @@ type target struct {
 	endpoint string // the MCP endpoint the load is sent to
 	audience string // the token's audience; "" sends no token
 
-	front       *process // the proxying process; nil when the upstream is hit directly
-	upstream    *process // the MCP server (for sdk-auth: with its auth middleware)
+	front       *process   // the proxying process; nil when the upstream is hit directly
+	upstream    *process   // the MCP server (for sdk-auth: with its auth middleware)
+	extra       []*process // processes serving the front (mcpgate-redis: redis-server), CPU counted with it
 	upstreamURL string   // base URL of the upstream process (its /debug/ids)
 
 	adminURL, configFile, auditFile, auditPub string // mcpgate targets
@@ -227,12 +227,15 @@ func (t *target) stop() error {
 	if t.upstream != nil {
 		errs = append(errs, t.upstream.stop(10*time.Second))
 	}
+	for _, p := range t.extra {
+		errs = append(errs, p.stop(10*time.Second))
+	}
 	return errors.Join(errs...)
 }
 
 // alive returns an error if one of the target's processes has exited.
 func (t *target) alive() error {
-	for _, p := range []*process{t.front, t.upstream} {
+	for _, p := range append([]*process{t.front, t.upstream}, t.extra...) {
 		if p != nil {
 			if err := p.alive(); err != nil {
 				return err
