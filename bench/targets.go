@@ -101,7 +101,7 @@ type target struct {
 	front       *process   // the proxying process; nil when the upstream is hit directly
 	upstream    *process   // the MCP server (for sdk-auth: with its auth middleware)
 	extra       []*process // processes serving the front (mcpgate-redis: redis-server), CPU counted with it
-	upstreamURL string   // base URL of the upstream process (its /debug/ids)
+	upstreamURL string     // base URL of the upstream process (its /debug/ids)
 
 	adminURL, configFile, auditFile, auditPub string // mcpgate targets
 	adminSecret                               string // the admin bearer secret (-profile); never logged
