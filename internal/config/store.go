@@ -35,6 +35,11 @@ type Store struct {
 	// Timeout bounds each store operation; a call whose state cannot be
 	// read or written within it is refused (503). Default 1s.
 	Timeout Duration `yaml:"timeout"`
+	// TokenCacheKeysFile holds the keys that encrypt exchanged upstream
+	// tokens cached in Redis (one "<id> <base64 of 32 bytes>" per line;
+	// the first encrypts, all decrypt). Without it, exchanged tokens are
+	// cached per replica only.
+	TokenCacheKeysFile string `yaml:"token_cache_keys_file"`
 }
 
 // Redis reports whether the store is a Redis server.
@@ -50,8 +55,8 @@ func (s *Store) applyDefaults() {
 
 func (s *Store) validate(p *problems) {
 	if !s.Redis() {
-		if s.Username != "" || s.PasswordFile != "" || s.TLS != nil || s.KeyPrefix != "" || s.Timeout != 0 {
-			p.add("store", "username, password_file, tls, key_prefix and timeout apply to a Redis store only (store.url: redis://… or rediss://…)")
+		if s.Username != "" || s.PasswordFile != "" || s.TLS != nil || s.KeyPrefix != "" || s.Timeout != 0 || s.TokenCacheKeysFile != "" {
+			p.add("store", "username, password_file, tls, key_prefix, timeout and token_cache_keys_file apply to a Redis store only (store.url: redis://… or rediss://…)")
 		}
 		return
 	}

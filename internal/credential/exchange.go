@@ -33,7 +33,29 @@ const (
 	// DefaultDenialTTL is how long a refusal is remembered, so that a
 	// client retrying with a refused token does not hammer the server.
 	DefaultDenialTTL = 5 * time.Second
+	// SharedCacheTimeout bounds each call of a shared cache (Get before an
+	// exchange, Put after it): a slow shared cache costs at most this, then
+	// counts as a miss.
+	SharedCacheTimeout = 250 * time.Millisecond
 )
+
+// SharedCache is a second-level cache of exchanged tokens shared by
+// replicas (package tokencache keeps it in Redis, encrypted). key is the
+// Exchange's cache key: a SHA-256 of the caller's issuer, subject,
+// client_id, act chain, the resource, audience and the requested scope
+// set; it identifies nobody by itself. validUntil is when the entry stops
+// being served (already the refresh margin and the caller's expiry).
+//
+// A shared cache only saves token requests: the Exchange treats every
+// error as a miss (and logs it), re-checks every hit, and never caches a
+// refusal in it.
+type SharedCache interface {
+	// Get returns the entry for key; ok is false when there is none (or
+	// none this process can read).
+	Get(ctx context.Context, key [32]byte) (cred Credential, validUntil time.Time, ok bool, err error)
+	// Put stores cred under key until validUntil at most.
+	Put(ctx context.Context, key [32]byte, cred Credential, validUntil time.Time) error
+}
 
 // ExchangeConfig configures an Exchange. It is validated by NewExchange.
 type ExchangeConfig struct {
@@ -63,6 +85,10 @@ type ExchangeConfig struct {
 	// request, for this long (keyed by the token's SHA-256). 0 → 5s;
 	// negative → off.
 	DenialTTL time.Duration
+	// Shared, when set, is asked on a miss of the in-memory cache before
+	// the exchange, and receives every exchanged token (see SharedCache).
+	// nil → the in-memory cache only.
+	Shared SharedCache
 	// Now is the clock for the cache. nil → time.Now.
 	Now func() time.Time
 	// Logger: nil → discard. Never receives a token.
@@ -76,7 +102,13 @@ type ExchangeConfig struct {
 // cache entry or a request, and concurrent calls of one user share one
 // request. A caller without a subject is cached per client token instead.
 // A refusal is never cached as a token, only remembered for DenialTTL
-// against the exact subject token that was refused.
+// against the exact subject token that was refused (in memory only).
+//
+// With a SharedCache, the flight of a key that misses in memory first asks
+// the shared cache (so concurrent calls share one lookup as they share one
+// request); a hit is served only before its validUntil, its token's expiry
+// and the caller's token expiry, then kept in memory. A token obtained by
+// an exchange is put in the shared cache before it is returned.
 type Exchange struct {
 	ep        *TokenEndpoint
 	resource  string
@@ -85,6 +117,7 @@ type Exchange struct {
 	margin    time.Duration
 	max       int
 	denialTTL time.Duration
+	shared    SharedCache
 	now       func() time.Time
 	log       *slog.Logger
 
@@ -131,7 +164,7 @@ func NewExchange(cfg ExchangeConfig) (*Exchange, error) {
 		ep: cfg.Endpoint, resource: cfg.Resource, audience: cfg.Audience,
 		scopes: slices.Compact(slices.Sorted(slices.Values(cfg.Scopes))),
 		margin: cfg.RefreshMargin, max: cfg.MaxEntries, denialTTL: cfg.DenialTTL,
-		now: cfg.Now, log: cfg.Logger,
+		shared: cfg.Shared, now: cfg.Now, log: cfg.Logger,
 		entries: map[exchangeKey]*exchangeEntry{}, order: list.New(),
 		denials: map[[sha256.Size]byte]exchangeDenial{},
 	}
@@ -213,6 +246,9 @@ func (x *Exchange) fetch(ctx context.Context, c Caller, key exchangeKey) (any, e
 	if cred, ok := x.cached(key, start); ok {
 		return cred, nil
 	}
+	if cred, ok := x.sharedGet(ctx, c, key); ok {
+		return cred, nil
+	}
 	form := url.Values{
 		"grant_type":           {grantTokenExchange},
 		"subject_token":        {c.Token},
@@ -251,8 +287,65 @@ func (x *Exchange) fetch(ctx context.Context, c Caller, key exchangeKey) (any, e
 		"subject_token_id", shortHash(c.Token), "token_id", cred.ID, "cached_until", validUntil)
 	if validUntil.After(start) {
 		x.store(key, cred, validUntil, start)
+		x.sharedPut(ctx, key, cred, validUntil)
 	}
 	return cred, nil
+}
+
+// sharedGet asks the shared cache for key on behalf of c. A hit is served
+// (and kept in memory) until the earliest of its validUntil, its token's
+// expiry and c's token expiry; an error, a malformed entry or one no
+// longer valid is a miss.
+func (x *Exchange) sharedGet(ctx context.Context, c Caller, key exchangeKey) (Credential, bool) {
+	if x.shared == nil {
+		return Credential{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, SharedCacheTimeout)
+	defer cancel()
+	cred, validUntil, ok, err := x.shared.Get(ctx, key)
+	if err != nil {
+		x.log.Warn("credential: shared token cache unavailable, exchanging", "sub", c.Subject, "client_id", c.ClientID,
+			"error", err)
+		return Credential{}, false
+	}
+	if !ok {
+		return Credential{}, false
+	}
+	// Exactly what fetch makes, or nothing.
+	if cred.Header != "Authorization" || cred.Secret == "" || cred.Value != "Bearer "+cred.Secret ||
+		cred.ID != shortHash(cred.Secret) || cred.Expiry.IsZero() {
+		x.log.Warn("credential: a shared token cache entry is malformed, exchanging", "sub", c.Subject, "client_id", c.ClientID)
+		return Credential{}, false
+	}
+	// Every rule of a token exchanged here: never past the token's
+	// expiry, nor past the caller's.
+	if cred.Expiry.Before(validUntil) {
+		validUntil = cred.Expiry
+	}
+	if !c.Expiry.IsZero() && c.Expiry.Before(validUntil) {
+		validUntil = c.Expiry
+	}
+	now := x.now()
+	if !now.Before(validUntil) {
+		return Credential{}, false
+	}
+	x.log.Debug("credential: exchanged token from the shared cache", "sub", c.Subject, "client_id", c.ClientID,
+		"token_id", cred.ID, "cached_until", validUntil)
+	x.store(key, cred, validUntil, now)
+	return cred, true
+}
+
+// sharedPut offers an exchanged token to the shared cache. A failure is
+// logged and otherwise ignored: the token was obtained.
+func (x *Exchange) sharedPut(ctx context.Context, key exchangeKey, cred Credential, validUntil time.Time) {
+	if x.shared == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, SharedCacheTimeout)
+	defer cancel()
+	if err := x.shared.Put(ctx, key, cred, validUntil); err != nil {
+		x.log.Warn("credential: could not share an exchanged token", "token_id", cred.ID, "error", err)
+	}
 }
 
 // cacheKey hashes the fields that select a cache entry, each length

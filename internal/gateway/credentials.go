@@ -125,8 +125,12 @@ func (k *credentialKit) source(rc config.Route) (credential.Source, error) {
 		}
 		k.routeEndpoint[rc.Name] = ep
 		if c.Mode == credential.ModeExchange {
-			return credential.NewExchange(credential.ExchangeConfig{Endpoint: ep, Resource: c.Resource,
-				Audience: c.Audience, Scopes: c.Scopes, Now: g.now, Logger: g.log})
+			xc := credential.ExchangeConfig{Endpoint: ep, Resource: c.Resource,
+				Audience: c.Audience, Scopes: c.Scopes, Now: g.now, Logger: g.log}
+			if g.tokens != nil {
+				xc.Shared = g.tokens
+			}
+			return credential.NewExchange(xc)
 		}
 		return credential.NewClientCredentials(credential.ClientCredentialsConfig{Endpoint: ep, Resource: c.Resource,
 			Scopes: c.Scopes, Now: g.now, Logger: g.log})

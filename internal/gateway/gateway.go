@@ -40,6 +40,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/session"
 	"github.com/mcpgate/mcpgate/internal/state"
 	"github.com/mcpgate/mcpgate/internal/tlsfiles"
+	"github.com/mcpgate/mcpgate/internal/tokencache"
 	"github.com/mcpgate/mcpgate/internal/toolpin"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
@@ -89,6 +90,7 @@ type Gateway struct {
 	metrics      *metrics.Metrics
 	revoked      *revoke.List       // token revocations, checked on every request
 	redis        *redisconn.Conn    // the shared store's connection; nil: in-process state
+	tokens       *tokencache.Cache  // exchanged tokens shared through redis; nil: per replica
 	streamsOpen  *openStreams       // event streams in flight, ended when their token is revoked
 	anomaly      *anomaly.Detector  // nil: detection off
 	keys         *credential.KeySet // mcpgate's signing keys (mint mode), nil when no route mints
@@ -209,7 +211,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		// pins, revocations, the audit trail, metrics, request ids.
 		g.sessions, g.streams, g.store, g.pins, g.audit = prev.sessions, prev.streams, prev.store, prev.pins, prev.audit
 		g.revoked, g.metrics, g.streamsOpen, g.auditLost = prev.revoked, prev.metrics, prev.streamsOpen, prev.auditLost
-		g.redis = prev.redis
+		g.redis, g.tokens = prev.redis, prev.tokens
 		g.reqPrefix, g.reqSeq, g.live, g.run = prev.reqPrefix, prev.reqSeq, prev.live, prev.run
 		g.deps.UpstreamTransport, g.deps.InsecureSkipAudienceCheck = prev.deps.UpstreamTransport, prev.deps.InsecureSkipAudienceCheck
 		deps = g.deps
@@ -276,6 +278,11 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			return nil, err
 		}
 		unbuilt = g.redis
+		if f := cfg.Store.TokenCacheKeysFile; f != "" {
+			if g.tokens, err = tokencache.New(tokencache.Config{Conn: g.redis, KeysFile: f, Now: now, Logger: log}); err != nil {
+				return nil, fmt.Errorf("store.token_cache_keys_file: %w", err)
+			}
+		}
 		hc := cfg.Sequence.History
 		if g.store, err = state.NewRedis(state.RedisConfig{Conn: g.redis, MaxEntries: hc.MaxEntries, IdleTimeout: hc.IdleTimeout.D(),
 			MaxCached: hc.MaxHistories, Now: now}); err != nil {
