@@ -1,11 +1,20 @@
 package gateway
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -77,5 +86,80 @@ func TestRedisStoreFailsClosed(t *testing.T) {
 	h.assertNoTokenLeak(tok)
 	if strings.Contains(h.logs.String(), srv.Password) {
 		t.Error("the redis password is in the logs")
+	}
+}
+
+// TestRedisSharesExchangedTokens: with store.token_cache_keys_file, a
+// token exchanged by one replica is used by another without asking the
+// authorization server again, and Redis holds it only encrypted.
+func TestRedisSharesExchangedTokens(t *testing.T) {
+	srv := redistest.Start(t)
+	var exchanges atomic.Int32
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exchanges.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"exchanged-`+randomAlnum(24)+`","token_type":"Bearer","expires_in":300,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}`)
+	}))
+	defer as.Close()
+	dir := t.TempDir()
+	secretFile, keysFile := filepath.Join(dir, "secret"), filepath.Join(dir, "token-keys")
+	if err := os.WriteFile(secretFile, []byte("gw-secret-"+randomAlnum(16)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(keysFile, []byte("k1 "+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, harnessOptions{stateless: true, jsonResponse: true, configure: func(c *config.Config) {
+		c.Store = config.Store{URL: srv.URL(), PasswordFile: srv.PasswordFile, KeyPrefix: "gwx:",
+			Timeout: config.Duration(time.Second), TokenCacheKeysFile: keysFile}
+		c.Routes[0].Credentials = config.RouteCredentials{Mode: "exchange", TokenEndpoint: as.URL + "/token",
+			ClientID: "mcpgate", ClientSecretFile: secretFile}
+	}})
+	t.Cleanup(func() { h.gw.Close() })
+	// Replica B: the same configuration, its own connection and caches.
+	b, err := New(h.gw.cfg, Deps{Audit: &memSink{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	tok := h.token("docs", "docs:read")
+	if r := h.do(rawReq{token: tok}); r.status != http.StatusOK {
+		t.Fatalf("replica A: %d %s", r.status, r.body)
+	}
+	if exchanges.Load() != 1 {
+		t.Fatalf("%d exchanges on A, want 1", exchanges.Load())
+	}
+	got := h.up["docs"].requests()
+	upstreamToken := got[len(got)-1].Header.Get("Authorization")
+	req := h.newRequest(rawReq{token: tok})
+	req.RequestURI = ""
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, req.WithContext(t.Context()))
+	if w.Code != http.StatusOK {
+		t.Fatalf("replica B: %d %s", w.Code, w.Body)
+	}
+	if exchanges.Load() != 1 {
+		t.Errorf("replica B exchanged again (%d exchanges): the shared cache was not used", exchanges.Load())
+	}
+	got = h.up["docs"].requests()
+	if last := got[len(got)-1].Header.Get("Authorization"); last != upstreamToken {
+		t.Errorf("replica B sent another upstream token")
+	}
+	// What Redis holds: no trace of either token.
+	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	keys, _ := raw.Do(t.Context(), raw.B().Keys().Pattern("gwx:tok:*").Build()).AsStrSlice()
+	if len(keys) != 1 {
+		t.Fatalf("token cache keys %q, want one", keys)
+	}
+	v, _ := raw.Do(t.Context(), raw.B().Get().Key(keys[0]).Build()).ToString()
+	secret := strings.TrimPrefix(upstreamToken, "Bearer ")
+	if strings.Contains(v, secret) || strings.Contains(v, tok) || strings.Contains(v, "exchanged-") {
+		t.Error("the cached token is stored in clear")
 	}
 }
