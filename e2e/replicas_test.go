@@ -49,6 +49,15 @@ func TestReplicasShareState(t *testing.T) {
 	upSrv := &http.Server{Handler: h}
 	go func() { _ = upSrv.Serve(upL) }()
 	t.Cleanup(func() { upSrv.Close() })
+	// A second upstream keeps MCP sessions (both replicas forward to it).
+	notes := mcp.NewServer(&mcp.Implementation{Name: "notes", Version: "1"}, nil)
+	mcp.AddTool(notes, &mcp.Tool{Name: "read_note"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "read_note done"}}}, nil, nil
+	})
+	notesL := listen(t)
+	notesSrv := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return notes }, &mcp.StreamableHTTPOptions{JSONResponse: true})}
+	go func() { _ = notesSrv.Serve(notesL) }()
+	t.Cleanup(func() { notesSrv.Close() })
 
 	adminToken := filepath.Join(dir, "admin-token")
 	if err := os.WriteFile(adminToken, []byte(strings.Repeat("k", 8)+"-replica-admin-secret\n"), 0o600); err != nil {
@@ -68,6 +77,10 @@ routes:
     path: /servers/docs/mcp
     upstream: {url: "http://%s/mcp"}
     tools: {open_workspace: {}, search: {}}
+  - name: notes
+    path: /servers/notes/mcp
+    upstream: {url: "http://%s/mcp"}
+    tools: {read_note: {}}
 sequence:
   rules:
     - id: search-after-open
@@ -85,7 +98,7 @@ admin: {listen: %q, bearer_token_file: %q}
 audit: {sink: file, file: %q}
 log: {level: info}
 development: {insecure_allow_http_loopback: true}
-`, addr, public, iss.URL(), upL.Addr().String(), srv.URL(), srv.PasswordFile, adminAddr, adminToken, filepath.Join(dir, name+"-audit.jsonl"))
+`, addr, public, iss.URL(), upL.Addr().String(), notesL.Addr().String(), srv.URL(), srv.PasswordFile, adminAddr, adminToken, filepath.Join(dir, name+"-audit.jsonl"))
 		cfgFile := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -142,13 +155,58 @@ development: {insecure_allow_http_loopback: true}
 		t.Errorf("%d searches allowed across the replicas, want the budget of 3", granted)
 	}
 
+	// Sessions: initialized through A, used through B; not by another
+	// principal; ended through B, refused by A.
+	notesURL := public + "/servers/notes/mcp"
+	notesTok := func(sub string) string {
+		return iss.Mint(testissuer.Claims{Subject: sub, ClientID: "agent", Audience: []string{notesURL}, Expiry: time.Now().Add(time.Hour)})
+	}
+	rpc := func(r *replica, method, tok, sid, body string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, r.base+"/servers/notes/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	erin := notesTok("erin")
+	resp, body := rpc(a, http.MethodPost, erin, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize through A: %d %q %s", resp.StatusCode, sid, body)
+	}
+	rpc(b, http.MethodPost, erin, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	readNote := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_note","arguments":{}}}`
+	if resp, body := rpc(b, http.MethodPost, erin, sid, readNote); resp.StatusCode != 200 || !strings.Contains(body, "read_note done") {
+		t.Fatalf("the session from A used through B: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := rpc(b, http.MethodPost, notesTok("mallory"), sid, readNote); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another principal with erin's session id on B: %d %s, want 404", resp.StatusCode, body)
+	}
+	if resp, body := rpc(b, http.MethodDelete, erin, sid, ""); resp.StatusCode/100 != 2 {
+		t.Fatalf("DELETE through B: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := rpc(a, http.MethodPost, erin, sid, readNote); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the session ended through B, used through A: %d %s, want 404", resp.StatusCode, body)
+	}
+
 	// A revocation made through A is refused on B on the very next request.
 	bob := token("bob")
 	if x := call(b, bob, "open_workspace"); !allowed(x) {
 		t.Fatalf("bob on B: %d %s", x.status, x.body)
 	}
-	body := fmt.Sprintf(`{"kind":"subject","issuer":%q,"value":"bob","reason":"e2e"}`, iss.URL())
-	req, _ := http.NewRequest(http.MethodPost, a.admin+"/admin/revocations", strings.NewReader(body))
+	revocation := fmt.Sprintf(`{"kind":"subject","issuer":%q,"value":"bob","reason":"e2e"}`, iss.URL())
+	req, _ := http.NewRequest(http.MethodPost, a.admin+"/admin/revocations", strings.NewReader(revocation))
 	secret, _ := os.ReadFile(adminToken)
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(secret)))
 	req.Header.Set("Content-Type", "application/json")

@@ -401,7 +401,7 @@ func BenchmarkNewSession(b *testing.B) {
 	if sid, wi, wc := open(); sid == "" || wi.code != http.StatusOK || wc.code != http.StatusOK || !bytes.Equal(wc.body.Bytes(), stubCallResult) {
 		b.Fatalf("warm-up: initialize %d (session %q) %s; call %d %s", wi.code, sid, wi.body.Bytes(), wc.code, wc.body.Bytes())
 	}
-	sessions := g.sessions.Len()
+	sessions := g.sessionCount()
 
 	b.ReportAllocs()
 	n := 0
@@ -414,7 +414,7 @@ func BenchmarkNewSession(b *testing.B) {
 	}
 	b.StopTimer()
 
-	if got := g.sessions.Len() - sessions; got != n {
+	if got := g.sessionCount() - sessions; got != n {
 		b.Fatalf("%d sessions bound for %d iterations", got, n)
 	}
 	if !strings.HasPrefix(call.sid[0], up.prefix) || !bytes.Equal(call.w.body.Bytes(), stubCallResult) ||
@@ -554,7 +554,7 @@ func idleSessionBytes(tb testing.TB, n int) float64 {
 		}
 		return g
 	})
-	if got := g.sessions.Len(); got != n+1 {
+	if got := g.sessionCount(); got != n+1 {
 		tb.Fatalf("%d sessions bound, want %d", got, n+1)
 	}
 	return grown / float64(n)
@@ -572,7 +572,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		g := benchGateway(b, sessionConfig(iss.URL(), 1<<24), up)
 		c := newBenchRequest(g, docsURL, iss.Mint(aliceClaims(docsURL, "docs:read")), "")
 		c.mustServe(b, "warm-up", benchInitialize, stubInitResult)
-		before := g.sessions.Len()
+		before := g.sessionCount()
 		b.ReportAllocs()
 		n := 0
 		for b.Loop() {
@@ -582,7 +582,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 			n++
 		}
 		b.StopTimer()
-		if got := g.sessions.Len() - before; got != n {
+		if got := g.sessionCount() - before; got != n {
 			b.Fatalf("%d sessions bound for %d initializes", got, n)
 		}
 		b.ReportMetric(perSession, "B/session")

@@ -11,6 +11,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/inbound"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/redisconn"
 	"github.com/mcpgate/mcpgate/internal/session"
 )
 
@@ -100,6 +101,10 @@ func fromSession(err error) *rejection {
 	case errors.Is(err, session.ErrFull):
 		return reject(http.StatusServiceUnavailable, codeUnavailable, "session_capacity",
 			"the gateway cannot open more sessions now; try again later")
+	case errors.Is(err, redisconn.ErrUnavailable):
+		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
+			reason: "session_state_unavailable", cause: err,
+			message: "the gateway cannot reach its session state, so the request was not forwarded; try again later"}
 	}
 	return &rejection{status: http.StatusInternalServerError, code: codeInternal, decision: audit.Error,
 		reason: "session_internal", message: "internal error", cause: err}

@@ -71,7 +71,8 @@ type Gateway struct {
 	log          *slog.Logger
 	now          func() time.Time
 	authn        *authn.Authenticator
-	sessions     *session.Store
+	sessions     session.Bindings // session ownership: in memory, or shared through redis
+	sessionCount func() int       // sessions held, for the gauge (-1: the shared store did not answer)
 	streams      *session.Streams
 	limiter      *inbound.RateLimiter
 	audit        audit.Sink
@@ -210,18 +211,22 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		// What outlives a configuration: sessions, streams, histories,
 		// pins, revocations, the audit trail, metrics, request ids.
 		g.sessions, g.streams, g.store, g.pins, g.audit = prev.sessions, prev.streams, prev.store, prev.pins, prev.audit
+		g.sessionCount = prev.sessionCount
 		g.revoked, g.metrics, g.streamsOpen, g.auditLost = prev.revoked, prev.metrics, prev.streamsOpen, prev.auditLost
 		g.redis, g.tokens = prev.redis, prev.tokens
 		g.reqPrefix, g.reqSeq, g.live, g.run = prev.reqPrefix, prev.reqSeq, prev.live, prev.run
 		g.deps.UpstreamTransport, g.deps.InsecureSkipAudienceCheck = prev.deps.UpstreamTransport, prev.deps.InsecureSkipAudienceCheck
 		deps = g.deps
 	} else {
-		g.sessions = session.New(session.Config{
-			MaxSessions:     cfg.Limits.MaxSessions,
-			MaxPerPrincipal: cfg.Limits.MaxSessionsPerPrincipal,
-			IdleTimeout:     cfg.Limits.SessionIdleTimeout.D(),
-			Now:             now,
-		})
+		if !cfg.Store.Redis() || deps.Store != nil {
+			mem := session.New(session.Config{
+				MaxSessions:     cfg.Limits.MaxSessions,
+				MaxPerPrincipal: cfg.Limits.MaxSessionsPerPrincipal,
+				IdleTimeout:     cfg.Limits.SessionIdleTimeout.D(),
+				Now:             now,
+			})
+			g.sessions, g.sessionCount = mem.Bindings(), mem.Len
+		}
 		g.streams = session.NewStreams(cfg.Limits.MaxStreamsPerPrincipal)
 		g.metrics = metrics.New()
 		g.streamsOpen, g.auditLost, g.reqSeq = &openStreams{}, new(atomic.Uint64), new(atomic.Uint64)
@@ -278,6 +283,21 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			return nil, err
 		}
 		unbuilt = g.redis
+		shared, err := session.NewRedis(session.RedisConfig{Conn: g.redis, MaxSessions: cfg.Limits.MaxSessions,
+			MaxPerPrincipal: cfg.Limits.MaxSessionsPerPrincipal, IdleTimeout: cfg.Limits.SessionIdleTimeout.D(), Now: now})
+		if err != nil {
+			return nil, fmt.Errorf("store: sessions: %w", err)
+		}
+		g.sessions = shared
+		// The gauge counts every replica's sessions; -1 when Redis does
+		// not answer the scrape.
+		g.sessionCount = func() int {
+			n, err := shared.Count(context.Background())
+			if err != nil {
+				return -1
+			}
+			return n
+		}
 		if f := cfg.Store.TokenCacheKeysFile; f != "" {
 			if g.tokens, err = tokencache.New(tokencache.Config{Conn: g.redis, KeysFile: f, Now: now, Logger: log}); err != nil {
 				return nil, fmt.Errorf("store.token_cache_keys_file: %w", err)

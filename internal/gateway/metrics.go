@@ -15,7 +15,7 @@ type auditStats interface{ Stats() audit.Stats }
 // It returns the removers of the sources only this gateway reports.
 func (g *Gateway) registerGauges(kit *credentialKit) []func() {
 	m := g.metrics
-	m.ActiveSessions.Set(func() float64 { return float64(g.sessions.Len()) })
+	m.ActiveSessions.Set(func() float64 { return float64(g.sessionCount()) })
 	m.ActiveStreams.Set(func() float64 { return float64(g.streams.Open()) })
 	m.RevocationsActive.Set(func() float64 { return float64(g.revoked.Len()) })
 	if s, ok := g.audit.(auditStats); ok {

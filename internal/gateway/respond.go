@@ -235,7 +235,6 @@ func (x *exchange) recordOutcome(upStatus int, upTime time.Duration, relayed int
 // never lets an upstream hand a client a session id mcpgate did not bind.
 // It returns the session id of the response.
 func (x *exchange) observeHeaders(resp *http.Response) (string, error) {
-	g := x.rt.g
 	sid := resp.Header.Get("Mcp-Session-Id")
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	switch {
@@ -249,14 +248,19 @@ func (x *exchange) observeHeaders(resp *http.Response) (string, error) {
 			return "", fmt.Errorf("upstream assigned an invalid session id")
 		}
 		b := session.Binding{Principal: x.principal, Route: x.rt.name}
-		if err := x.reservation.Commit(sid, b); err != nil {
-			return "", fmt.Errorf("upstream assigned a session id already bound to another principal: %w", err)
+		if err := x.reservation.Commit(context.WithoutCancel(x.r.Context()), sid, b); err != nil {
+			if errors.Is(err, session.ErrUnknown) {
+				return "", fmt.Errorf("upstream assigned a session id already bound to another principal: %w", err)
+			}
+			// Unbound, the session would be refused on its next request:
+			// refuse it now (fail closed).
+			return "", fmt.Errorf("the session's owner could not be recorded: %w", err)
 		}
 		return sid, nil
 	case x.r.Method == http.MethodDelete && (ok || resp.StatusCode == http.StatusNotFound):
-		g.sessions.Delete(x.sessionID, x.principal)
+		x.forgetSession()
 	case x.sessionID != "" && resp.StatusCode == http.StatusNotFound:
-		g.sessions.Delete(x.sessionID, x.principal) // the upstream forgot it
+		x.forgetSession() // the upstream forgot it
 	}
 	if sid != "" && sid != x.sessionID {
 		resp.Header.Del("Mcp-Session-Id")
@@ -335,7 +339,9 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 	case "initialize":
 		if v, ok := jsonrpc.Lookup(msg.Result, "protocolVersion"); ok && sid != "" {
 			if s, err := jsonrpc.DecodeString(v); err == nil {
-				g.sessions.SetVersion(sid, x.principal, s)
+				if err := g.sessions.SetVersion(context.WithoutCancel(x.r.Context()), sid, x.principal, s); err != nil {
+					g.log.Warn("session: protocol version not recorded; later requests must send MCP-Protocol-Version", "request_id", x.id, "error", err)
+				}
 			}
 		}
 	}
@@ -343,7 +349,10 @@ func (x *exchange) transform(body []byte, sid string) ([]byte, int, error) {
 		if task, ok := jsonrpc.Lookup(msg.Result, "task"); ok {
 			if id, ok := jsonrpc.Lookup(task, "taskId"); ok {
 				if s, err := jsonrpc.DecodeString(id); err == nil && s != "" {
-					g.sessions.BindTask(x.rt.name, s, x.principal)
+					if err := g.sessions.BindTask(context.WithoutCancel(x.r.Context()), x.rt.name, s, x.principal); err != nil {
+						// An unbound task is unknown to every later request (fail closed).
+						g.log.Warn("session: task owner not recorded; the task cannot be used", "request_id", x.id, "error", err)
+					}
 				}
 			}
 		}
@@ -371,7 +380,10 @@ func (x *exchange) observeEvent(data []byte, sid string) ([]byte, int, error) {
 	switch msg.Kind {
 	case jsonrpc.KindRequest:
 		if sid != "" {
-			x.rt.g.sessions.AddPending(sid, string(msg.ID.Raw()))
+			if err := x.rt.g.sessions.AddPending(context.WithoutCancel(x.r.Context()), sid, string(msg.ID.Raw())); err != nil {
+				// Unrecorded, the client's answer will be refused (fail closed).
+				x.rt.g.log.Warn("session: server request not recorded; the client's answer to it will be refused", "request_id", x.id, "error", err)
+			}
 		}
 	case jsonrpc.KindResult, jsonrpc.KindError:
 		// Only the answer to this stream's own request passes, inspected
@@ -398,7 +410,11 @@ func (x *exchange) filterTasks(result []byte) ([]byte, int, error) {
 	out, n := keepItems(result, "tasks", func(t []byte) bool {
 		idRaw, _ := jsonrpc.Lookup(t, "taskId")
 		id, err := jsonrpc.DecodeString(idRaw)
-		return err == nil && x.rt.g.sessions.TaskOwnedBy(x.rt.name, id, x.principal)
+		if err != nil {
+			return false
+		}
+		owned, err := x.rt.g.sessions.TaskOwnedBy(context.WithoutCancel(x.r.Context()), x.rt.name, id, x.principal)
+		return err == nil && owned // a task whose owner cannot be checked is hidden
 	})
 	return out, n, nil
 }
@@ -469,3 +485,12 @@ func (x *exchange) learnResultLabels(result []byte) error {
 // resultLabelsKey is the _meta key under which a trusted upstream attaches
 // labels to a tool result.
 const resultLabelsKey = "mcpgate.dev/labels"
+
+// forgetSession drops the binding of the request's session (after a
+// DELETE, or when the upstream no longer knows it). A failure only leaves
+// the binding to expire: it still belongs to the same principal.
+func (x *exchange) forgetSession() {
+	if err := x.rt.g.sessions.Delete(context.WithoutCancel(x.r.Context()), x.sessionID, x.principal); err != nil {
+		x.rt.g.log.Warn("session: binding not deleted; it expires on its own", "request_id", x.id, "error", err)
+	}
+}

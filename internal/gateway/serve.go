@@ -61,8 +61,8 @@ type exchange struct {
 
 	fwd forwarding // the forwarded request's state
 
-	reservation *session.Reservation // initialize: the session slot held
-	release     func()               // long-lived stream: the slot held
+	reservation session.Slot // initialize: the session slot held
+	release     func()       // long-lived stream: the slot held
 }
 
 // ServeHTTP runs one MCP request through the gateway pipeline:
@@ -229,7 +229,7 @@ func (x *exchange) decode() *rejection {
 func (x *exchange) bindSession() *rejection {
 	g, rt := x.rt.g, x.rt
 	if x.sessionID != "" {
-		b, err := g.sessions.Lookup(x.sessionID, x.principal, rt.name)
+		b, err := g.sessions.Lookup(x.r.Context(), x.sessionID, x.principal, rt.name)
 		if err != nil {
 			return fromSession(err)
 		}
@@ -276,14 +276,26 @@ func (x *exchange) bindSession() *rejection {
 	case msg.Kind == jsonrpc.KindResult || msg.Kind == jsonrpc.KindError:
 		// A client's answer to a server request (sampling, elicitation)
 		// is accepted only for a request the upstream sent on this session.
-		if x.sessionID == "" || !g.sessions.TakePending(x.sessionID, string(msg.ID.Raw())) {
+		if x.sessionID == "" {
+			return reject(http.StatusBadRequest, codeInvalidRequest, "unexpected_response",
+				"this response answers no outstanding server request of this session")
+		}
+		ok, err := g.sessions.TakePending(x.r.Context(), x.sessionID, string(msg.ID.Raw()))
+		if err != nil {
+			return fromSession(err)
+		}
+		if !ok {
 			return reject(http.StatusBadRequest, codeInvalidRequest, "unexpected_response",
 				"this response answers no outstanding server request of this session")
 		}
 	case msg.Method == "initialize" && x.sessionID != "":
 		return reject(http.StatusBadRequest, codeInvalidRequest, "reinitialize", "initialize starts a new session: send it without Mcp-Session-Id")
 	case x.call.TaskID != "":
-		if !g.sessions.TaskOwnedBy(rt.name, x.call.TaskID, x.principal) {
+		owned, err := g.sessions.TaskOwnedBy(x.r.Context(), rt.name, x.call.TaskID, x.principal)
+		if err != nil {
+			return fromSession(err)
+		}
+		if !owned {
 			return reject(http.StatusOK, codeInvalidParams, "unknown_task", "unknown task: it does not exist or belongs to someone else")
 		}
 	}
@@ -446,7 +458,7 @@ func (x *exchange) holdSlots() *rejection {
 	g := x.rt.g
 	switch {
 	case x.call != nil && x.call.Msg.Method == "initialize":
-		res, err := g.sessions.Reserve(x.principal)
+		res, err := g.sessions.Reserve(x.r.Context(), x.principal)
 		if err != nil {
 			return fromSession(err)
 		}

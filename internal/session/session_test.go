@@ -3,9 +3,13 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/redisconn"
 )
 
 var (
@@ -222,4 +226,139 @@ func TestStreams(t *testing.T) {
 	if st.Open() != 2 {
 		t.Errorf("Open = %d, want 2", st.Open())
 	}
+}
+
+func TestParseBinding(t *testing.T) {
+	owner := principalHash(alice)
+	good := [bindingFields]string{owner, "docs", "2025-11-25", "1800000000000", "0123456789abcdef01234567"}
+	all := [bindingFields]bool{true, true, true, true, true}
+	st, found, err := parseBinding(good, all)
+	if err != nil || !found || st.owner != owner || st.route != "docs" || st.version != "2025-11-25" ||
+		!st.seen.Equal(time.UnixMilli(1_800_000_000_000)) || st.gen != good[4] {
+		t.Fatalf("parse = %+v %v %v", st, found, err)
+	}
+	if _, found, err := parseBinding([bindingFields]string{}, [bindingFields]bool{}); found || err != nil {
+		t.Fatalf("absent binding: %v %v", found, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		field int
+		value string
+	}{
+		{"short owner", 0, owner[1:]},
+		{"owner not base64url", 0, owner[:42] + "+"},
+		{"raw subject as owner", 0, "alice"},
+		{"huge route", 1, strings.Repeat("r", maxStoredField+1)},
+		{"huge version", 2, strings.Repeat("v", maxStoredField+1)},
+		{"time not a number", 3, "12x"},
+		{"negative time", 3, "-5"},
+		{"signed time", 3, "+5"},
+		{"empty time", 3, ""},
+		{"time overflow", 3, strings.Repeat("9", 30)},
+		{"empty generation", 4, ""},
+		{"generation not hex", 4, "XYZ"},
+		{"huge generation", 4, strings.Repeat("a", 65)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := good
+			v[tc.field] = tc.value
+			if _, _, err := parseBinding(v, all); !errors.Is(err, redisconn.ErrCorrupt) || !errors.Is(err, redisconn.ErrUnavailable) {
+				t.Errorf("accepted or wrong error: %v", err)
+			}
+		})
+	}
+	for i := range bindingFields {
+		some := all
+		some[i] = false
+		if _, _, err := parseBinding(good, some); err == nil {
+			t.Errorf("binding without field %d accepted", i)
+		}
+	}
+}
+
+func TestParseTask(t *testing.T) {
+	owner := principalHash(bob)
+	if o, seen, err := parseTask(owner + " 1800000000000"); err != nil || o != owner || !seen.Equal(time.UnixMilli(1_800_000_000_000)) {
+		t.Fatalf("parse = %q %v %v", o, seen, err)
+	}
+	for _, v := range []string{"", owner, owner + " ", owner + "  1", owner + " 1 ", "bob 1", owner[1:] + "= 1", owner + " -1",
+		owner + " " + strings.Repeat("1", 16), owner + "_1"} {
+		if _, _, err := parseTask(v); !errors.Is(err, redisconn.ErrCorrupt) {
+			t.Errorf("parseTask(%q) accepted: %v", v, err)
+		}
+	}
+}
+
+func TestHashesUnambiguous(t *testing.T) {
+	ps := []Principal{alice, {"https://asalice", "", "client-1"}, {"https://as", "alicec", "lient-1"}, {}, {"", "", "x"}, {"x", "", ""}}
+	seen := map[string]Principal{}
+	for _, p := range ps {
+		h := principalHash(p)
+		if !validHash(h) {
+			t.Fatalf("hash %q not valid", h)
+		}
+		if q, dup := seen[h]; dup {
+			t.Errorf("%v and %v share a hash", p, q)
+		}
+		seen[h] = p
+	}
+	if taskHash("a\x00b", "c") == taskHash("a", "b\x00c") || taskHash("ab", "c") == taskHash("a", "bc") {
+		t.Error("task hashes collide across the route/task boundary")
+	}
+	if requestHash("1") == requestHash(`"1"`) {
+		t.Error("request ids 1 and \"1\" share a hash")
+	}
+}
+
+func TestRecentWritesBounded(t *testing.T) {
+	w := recentWrites{m: map[string]recentWrite{}}
+	for i := range 3 * maxRecent {
+		w.wrote(fmt.Sprint("k", i), "g")
+	}
+	if len(w.m) > maxRecent {
+		t.Errorf("%d recent writes kept, bound %d", len(w.m), maxRecent)
+	}
+	if g, ok := w.get(fmt.Sprint("k", 3*maxRecent-1)); !ok || g != "g" {
+		t.Error("the newest write was forgotten")
+	}
+	w.drop(fmt.Sprint("k", 3*maxRecent-1))
+	if _, ok := w.get(fmt.Sprint("k", 3*maxRecent-1)); ok {
+		t.Error("drop kept the entry")
+	}
+}
+
+func FuzzParseBinding(f *testing.F) {
+	f.Add(principalHash(alice), "docs", "2025-11-25", "1800000000000", "0123456789abcdef01234567", uint8(31), principalHash(bob)+" 5")
+	f.Add("", "", "", "", "", uint8(0), "")
+	f.Add("x", "\x00", "\xff", "99999999999999999999", "g", uint8(7), "x y")
+	f.Fuzz(func(t *testing.T, p, r, v, s, g string, mask uint8, task string) {
+		vals := [bindingFields]string{p, r, v, s, g}
+		var present [bindingFields]bool
+		for i := range present {
+			present[i] = mask&(1<<i) != 0
+		}
+		st, found, err := parseBinding(vals, present)
+		switch {
+		case err != nil:
+			if found || !errors.Is(err, redisconn.ErrCorrupt) {
+				t.Fatalf("error %v with found=%v", err, found)
+			}
+		case found:
+			if !validHash(st.owner) || len(st.route) > maxStoredField || len(st.version) > maxStoredField ||
+				st.seen.Before(time.UnixMilli(0)) || !validGen(st.gen) {
+				t.Fatalf("accepted a malformed binding %+v", st)
+			}
+			// What decodes is exactly what was stored.
+			ms, perr := strconv.ParseInt(s, 10, 64)
+			if st.owner != p || st.route != r || st.version != v || st.gen != g || perr != nil || st.seen.UnixMilli() != ms {
+				t.Fatalf("decoded %+v from %q", st, vals)
+			}
+		case mask&(1<<bindingFields-1) != 0:
+			t.Fatalf("fields present (mask %b) but no binding and no error", mask)
+		}
+		owner, seen, err := parseTask(task)
+		if err == nil && (!validHash(owner) || seen.Before(time.UnixMilli(0)) || owner+" "+strings.SplitN(task, " ", 2)[1] != task) {
+			t.Fatalf("parseTask(%q) = %q %v", task, owner, seen)
+		}
+	})
 }
