@@ -354,7 +354,7 @@ func TestCLIRejectsBadFlags(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"-rounds", "0"}, {"-targets", "mcpgate-redis"}, {"-concurrency", "a"}, {"extra"},
+	for _, args := range [][]string{{"-rounds", "0"}, {"-targets", "mcpgate-nosuch"}, {"-concurrency", "a"}, {"extra"},
 		{"-principals", "-1"}, {"-principals", "x"}, {"-profile", filepath.Join(file, "prof")}, {"-profile", t.TempDir(), "-targets", "direct,proxy"}} {
 		var out, errb strings.Builder
 		if code := cliMain(args, &out, &errb); code != 2 || errb.Len() == 0 || out.Len() != 0 {
