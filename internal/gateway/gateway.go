@@ -162,8 +162,9 @@ func Check(cfg *config.Config) error {
 }
 
 // New builds a gateway from a configuration that passed Check. It reads
-// secret and certificate files but makes no network calls; authorization
-// server metadata and keys are fetched by Run, or lazily.
+// secret and certificate files; its only network calls are to a Redis
+// store (store.url), which must answer. Authorization server metadata and
+// keys are fetched by Run, or lazily.
 func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if err := Check(cfg); err != nil {
 		return nil, err
