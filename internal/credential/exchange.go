@@ -302,7 +302,7 @@ func (x *Exchange) sharedGet(ctx context.Context, c Caller, key exchangeKey) (Cr
 	}
 	ctx, cancel := context.WithTimeout(ctx, SharedCacheTimeout)
 	defer cancel()
-	cred, validUntil, ok, err := x.shared.Get(ctx, key)
+	cred, validUntil, ok, err := x.shared.Get(ctx, x.sharedKey(key))
 	if err != nil {
 		x.log.Warn("credential: shared token cache unavailable, exchanging", "sub", c.Subject, "client_id", c.ClientID,
 			"error", err)
@@ -343,7 +343,7 @@ func (x *Exchange) sharedPut(ctx context.Context, key exchangeKey, cred Credenti
 	}
 	ctx, cancel := context.WithTimeout(ctx, SharedCacheTimeout)
 	defer cancel()
-	if err := x.shared.Put(ctx, key, cred, validUntil); err != nil {
+	if err := x.shared.Put(ctx, x.sharedKey(key), cred, validUntil); err != nil {
 		x.log.Warn("credential: could not share an exchanged token", "token_id", cred.ID, "error", err)
 	}
 }
@@ -474,4 +474,29 @@ func (x *Exchange) remember(token string, now time.Time, err error) {
 // or https URL without fragment (or user information).
 func checkResource(raw string) error {
 	return checkEndpointURL(raw)
+}
+
+// sharedKey is key bound to what makes this Exchange's tokens: its
+// authorization server (issuer) and mcpgate's client there. In memory each
+// Exchange has its own cache; a shared cache serves every route of every
+// replica, and two routes with the same resource, audience and scopes but
+// another token endpoint or client must not share a token.
+func (x *Exchange) sharedKey(key exchangeKey) [32]byte {
+	h := sha256.New()
+	h.Write(key[:])
+	as := x.ep.issuer
+	if as == "" { // configured with a token URL instead of discovery
+		if u := x.ep.tokenURL.Load(); u != nil {
+			as = *u
+		}
+	}
+	for _, p := range []string{as, x.ep.clientID} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }

@@ -110,7 +110,7 @@ func TestExchangeSharedReplicas(t *testing.T) {
 	if as.posts.Load() != 1 || shared.puts.Load() != 1 || shared.gets.Load() != 1 {
 		t.Fatalf("replica A: %d requests, %d puts, %d gets", as.posts.Load(), shared.puts.Load(), shared.gets.Load())
 	}
-	e, ok := shared.entry(a.cacheKey(alice))
+	e, ok := shared.entry(a.sharedKey(a.cacheKey(alice)))
 	if !ok || e.cred != ca {
 		t.Fatalf("replica A did not share its token under its cache key")
 	}
@@ -211,8 +211,8 @@ func TestExchangeSharedDegrades(t *testing.T) {
 			logs := &xcLogs{}
 			x := xcNewExchange(t, f.endpoint(t, secret, nil), func(c *ExchangeConfig) { c.Shared = shared; c.Logger = logs.Logger() })
 			c := caller()
-			tt.setup(shared, x.cacheKey(c))
-			old, _ := shared.entry(x.cacheKey(c))
+			tt.setup(shared, x.sharedKey(x.cacheKey(c)))
+			old, _ := shared.entry(x.sharedKey(x.cacheKey(c)))
 			before := f.hits.Load()
 			began := time.Now()
 			cred, err := x.Credential(context.Background(), c)
@@ -265,7 +265,8 @@ func TestExchangeSharedExpiry(t *testing.T) {
 	a, b := xcNewExchange(t, ep, mod), xcNewExchange(t, ep, mod)
 	t0 := clock.Now()
 	user := Caller{Token: xcFakeToken(), Issuer: "i", Subject: "u", ClientID: "c", Expiry: t0.Add(time.Hour)}
-	key := a.cacheKey(user)
+	local := a.cacheKey(user)
+	key := a.sharedKey(local)
 
 	ca, err := a.Credential(context.Background(), user)
 	if err != nil {
@@ -284,7 +285,7 @@ func TestExchangeSharedExpiry(t *testing.T) {
 		t.Fatalf("B: %v, same %v, %d requests", err, c == ca, f.hits.Load())
 	}
 	b.mu.Lock()
-	kept := b.entries[key].validUntil
+	kept := b.entries[local].validUntil
 	b.mu.Unlock()
 	if !kept.Equal(short.Expiry) {
 		t.Errorf("B keeps the shared token until %v, want the caller's expiry %v", kept, short.Expiry)
@@ -307,7 +308,7 @@ func TestExchangeSharedExpiry(t *testing.T) {
 	c3.Subject = "u3"
 	tok := xcFakeToken()
 	bogus := Credential{Header: "Authorization", Value: "Bearer " + tok, Secret: tok, ID: shortHash(tok), Expiry: clock.Now().Add(10 * time.Second)}
-	shared.set(a.cacheKey(c3), xsEntry{cred: bogus, validUntil: clock.Now().Add(time.Hour)})
+	shared.set(a.sharedKey(a.cacheKey(c3)), xsEntry{cred: bogus, validUntil: clock.Now().Add(time.Hour)})
 	if c, err := a.Credential(context.Background(), c3); err != nil || c != bogus || f.hits.Load() != 2 {
 		t.Fatalf("entry within its token's life: %v, served %v", err, c == bogus)
 	}
@@ -318,7 +319,7 @@ func TestExchangeSharedExpiry(t *testing.T) {
 	// And one whose validUntil has passed is not served at all.
 	c4 := user
 	c4.Subject = "u4"
-	shared.set(a.cacheKey(c4), xsEntry{cred: bogus, validUntil: clock.Now().Add(-time.Second)})
+	shared.set(a.sharedKey(a.cacheKey(c4)), xsEntry{cred: bogus, validUntil: clock.Now().Add(-time.Second)})
 	if c, err := a.Credential(context.Background(), c4); err != nil || c == bogus || f.hits.Load() != 4 {
 		t.Errorf("an expired shared entry was served: %v", err)
 	}
@@ -386,5 +387,33 @@ func TestExchangeSharedCallerKeys(t *testing.T) {
 	hits := f.hits.Load()
 	if _, err := b.Credential(context.Background(), refused); !IsDenied(err) || f.hits.Load() != hits+1 {
 		t.Errorf("B: %v, %d requests", err, f.hits.Load()-hits)
+	}
+}
+
+// TestSharedKeyBindsTheServer: two exchanges with the same resource,
+// audience and scopes but another authorization server or another client
+// there never share an entry of the shared cache.
+func TestSharedKeyBindsTheServer(t *testing.T) {
+	mk := func(tokenURL, client string) *Exchange {
+		ep, err := NewTokenEndpoint(TokenEndpointConfig{TokenURL: tokenURL, ClientID: client,
+			ClientSecret: func() ([]byte, error) { return []byte("s3cret-for-tests"), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := NewExchange(ExchangeConfig{Endpoint: ep, Resource: "https://up.example/mcp"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	var key exchangeKey
+	base := mk("http://127.0.0.1:1/token", "mcpgate").sharedKey(key)
+	for _, other := range []*Exchange{mk("http://127.0.0.1:2/token", "mcpgate"), mk("http://127.0.0.1:1/token", "other-client")} {
+		if other.sharedKey(key) == base {
+			t.Error("another token endpoint or client maps to the same shared entry")
+		}
+	}
+	if mk("http://127.0.0.1:1/token", "mcpgate").sharedKey(key) != base {
+		t.Error("the same server and client map to different shared entries")
 	}
 }
