@@ -178,8 +178,11 @@ func TestExpiry(t *testing.T) {
 		switch {
 		case tt.wantMax == -2 && got != -2:
 			t.Errorf("validUntil in %v: stored with PTTL %d", tt.in, got)
-		case tt.wantMax > 0 && (got <= 0 || got > tt.wantMax || got < tt.wantMax-500):
+		case tt.wantMax > 0 && got > tt.wantMax:
 			t.Errorf("validUntil in %v: PTTL %d ms, want ≤ %d", tt.in, got, tt.wantMax)
+		case tt.wantMax >= 1000 && (got <= 0 || got < tt.wantMax-500):
+			// (A 1 ms value may be gone by the time PTTL reads it.)
+			t.Errorf("validUntil in %v: PTTL %d ms, want about %d", tt.in, got, tt.wantMax)
 		}
 	}
 	// Read at validUntil (by this process's clock, before Redis expires
