@@ -232,8 +232,9 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 		hist := attemptCopy(v.hist)
 		ctrs := make([]*Counter, len(v.ctrs))
 		for i, x := range v.ctrs {
-			cp := *x
-			ctrs[i] = &cp
+			// Clipped: an insert or append reallocates instead of
+			// shifting the cached copy's array in place.
+			ctrs[i] = &Counter{Times: slices.Clip(x.Times)}
 		}
 		base := len(hist.Entries)
 		if ferr := fn(hist, ctrs); ferr != nil {
@@ -371,6 +372,9 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	}
 	msgs, err := r.script.Exec(ctx, r.conn.Client(), keys, args).ToArray()
 	if err != nil {
+		if _, ok := rueidis.IsRedisErr(err); ok {
+			return res, fmt.Errorf("state: the update script failed: %w", err)
+		}
 		return res, fmt.Errorf("%w: %w", ErrUnavailable, redisconn.Unavailable(err))
 	}
 	if len(msgs) == 0 {
@@ -539,6 +543,13 @@ func (r *Redis) Cached() int {
 // Answers {"epoch", current-or-""}, {"stale", hver, hdata, {entries},
 // then per counter cver, seen, {times}}, {"current"} (mode r) or {"ok"}.
 const updateScript = `
+local function rpush_args(key, from, to)
+  while from <= to do
+    local last = math.min(from + 999, to)
+    redis.call('RPUSH', key, unpack(ARGV, from, last))
+    from = last + 1
+  end
+end
 local n = tonumber(ARGV[8])
 local nc = (#KEYS - 3) / 2
 local stale = (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[5]
@@ -566,7 +577,7 @@ redis.call('HSET', KEYS[2], 'v', ARGV[6], 'd', ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ttl)
 if ARGV[2] == 'wr' then redis.call('DEL', KEYS[3]) end
 if n > 0 then
-  redis.call('RPUSH', KEYS[3], unpack(ARGV, 9, 8 + n))
+  rpush_args(KEYS[3], 9, 8 + n)
   redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
 end
 redis.call('PEXPIRE', KEYS[3], ttl)
@@ -581,7 +592,7 @@ for i = 1, nc do
   elseif trim > 0 then
     redis.call('LTRIM', tk, trim, -1)
   end
-  if add > 0 then redis.call('RPUSH', tk, unpack(ARGV, p + 5, p + 4 + add)) end
+  if add > 0 then rpush_args(tk, p + 5, p + 4 + add) end
   redis.call('PEXPIRE', tk, ttl)
 end
 return {'ok'}

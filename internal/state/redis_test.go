@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -408,5 +409,69 @@ func TestRedisCorruptValueRefused(t *testing.T) {
 	err := st.Update(t.Context(), h, nil, func(*state.History, []*state.Counter) error { return nil })
 	if err == nil {
 		t.Fatal("a corrupt history was accepted")
+	}
+}
+
+// TestRedisCounterInsertKeepsCache: an event inserted before the newest
+// (a clock that stepped back, or skew between replicas) changes neither
+// the cached copy nor what another replica reads.
+func TestRedisCounterInsertKeepsCache(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newRedis(t, srv, "p:", nil), newRedis(t, srv, "p:", nil)
+	h, c := state.NewKey("h", "run"), state.NewKey("c", "b")
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(ts ...time.Time) func(*state.History, []*state.Counter) error {
+		return func(_ *state.History, cs []*state.Counter) error {
+			for _, x := range ts {
+				i, _ := slices.BinarySearchFunc(cs[0].Times, x, func(e, x time.Time) int { return e.Compare(x) })
+				cs[0].Times = slices.Insert(cs[0].Times, i, x)
+			}
+			return nil
+		}
+	}
+	// b records two events; a, reading them from Redis, inserts one
+	// between them.
+	if err := b.Update(t.Context(), h, []state.Key{c}, at(t0.Add(-time.Second), t0.Add(10*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(t.Context(), h, []state.Key{c}, at(t0)); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{t0.Add(-time.Second), t0, t0.Add(10 * time.Millisecond)}
+	for name, st := range map[string]*state.Redis{"a": a, "b": b} {
+		var got []time.Time
+		st.Update(t.Context(), h, []state.Key{c}, func(_ *state.History, cs []*state.Counter) error {
+			got = slices.Clone(cs[0].Times)
+			return errors.New("read")
+		})
+		if !slices.EqualFunc(got, want, time.Time.Equal) {
+			t.Errorf("replica %s reads %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestRedisLargeCounter: a budget at its largest (10000 events in the
+// window) is written and read back, whatever the script's argument limits.
+func TestRedisLargeCounter(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newRedis(t, srv, "p:", nil), newRedis(t, srv, "p:", nil)
+	h, c := state.NewKey("h", "big"), state.NewKey("c", "big")
+	t0 := time.Unix(1_800_000_000, 0)
+	err := a.Update(t.Context(), h, []state.Key{c}, func(_ *state.History, cs []*state.Counter) error {
+		for i := range 10000 {
+			cs[0].Times = append(cs[0].Times, t0.Add(time.Duration(i)*time.Microsecond))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	b.Update(t.Context(), h, []state.Key{c}, func(_ *state.History, cs []*state.Counter) error {
+		n = len(cs[0].Times)
+		return errors.New("read")
+	})
+	if n != 10000 {
+		t.Errorf("another replica reads %d events, want 10000", n)
 	}
 }
