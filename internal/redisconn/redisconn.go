@@ -83,6 +83,9 @@ type Conn struct {
 
 	epoch   atomic.Pointer[Epoch]
 	epochMu sync.Mutex
+	// lastOK is when Redis last answered (Unix ns): the heartbeat's and
+	// the epoch checks' successes.
+	lastOK atomic.Int64
 	subMu   sync.Mutex
 	subs    map[uint64]func(Epoch)
 	nextSub uint64
@@ -244,6 +247,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 	if err := c.client.Do(ctx, c.client.B().Ping().Build()).Error(); err != nil {
 		return Unavailable(err)
 	}
+	c.answered()
 	return nil
 }
 
@@ -268,16 +272,43 @@ func (c *Conn) OnEpoch(fn func(Epoch)) (cancel func()) {
 	}
 }
 
-// run refreshes the epoch key at a quarter of its TTL, which also notices
-// a lost data set while no call arrives.
+// heartbeat is how often an idle connection is checked (a PING).
+func (c *Conn) heartbeat() time.Duration { return max(c.cfg.Timeout/4, 10*time.Millisecond) }
+
+// Fresh returns an error (wrapping ErrUnavailable) when Redis has not
+// answered for longer than the operation timeout plus a heartbeat. Reads
+// served from the client-side cache call it first: while Redis is
+// unreachable without the connection being closed (a frozen server, a
+// network partition) the cache cannot receive invalidations, so what it
+// holds may be stale and must not be trusted.
+func (c *Conn) Fresh() error {
+	last := c.lastOK.Load()
+	if since := time.Duration(time.Now().UnixNano() - last); since > c.cfg.Timeout+c.heartbeat() {
+		return Unavailable(fmt.Errorf("no answer from redis for %v", since.Round(time.Millisecond)))
+	}
+	return nil
+}
+
+func (c *Conn) answered() { c.lastOK.Store(time.Now().UnixNano()) }
+
+// run sends the heartbeat and refreshes the epoch key at a quarter of its
+// TTL, which also notices a lost data set while no call arrives.
 func (c *Conn) run() {
 	defer close(c.done)
 	t := time.NewTicker(max(c.cfg.EpochTTL/4, time.Second))
 	defer t.Stop()
+	hb := time.NewTicker(c.heartbeat())
+	defer hb.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
+		case <-hb.C:
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+			if c.client.Do(ctx, c.client.B().Ping().Build()).Error() == nil {
+				c.answered()
+			}
+			cancel()
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 			if err := c.CheckEpoch(ctx); err != nil {
@@ -297,6 +328,7 @@ func (c *Conn) CheckEpoch(ctx context.Context) error {
 	if err != nil {
 		return Unavailable(err)
 	}
+	c.answered()
 	ep, err := decodeEpoch(s)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -145,4 +146,24 @@ func (s *Server) Restart() {
 		s.t.Fatal("redistest: Restart of a running server")
 	}
 	s.startLocked()
+}
+
+// Freeze stops the server process (SIGSTOP) without closing its
+// connections: to clients it looks like a network partition or a hung
+// server. Thaw resumes it.
+func (s *Server) Freeze() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }

@@ -64,6 +64,9 @@ func (l *List) Sync(ctx context.Context) error {
 	if l.rc == nil {
 		return nil
 	}
+	if err := l.rc.Fresh(); err != nil { // the cached version may be stale
+		return fmt.Errorf("revoke: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.rc.Timeout())
 	defer cancel()
 	c := l.rc.Client()

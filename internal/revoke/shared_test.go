@@ -261,3 +261,34 @@ func BenchmarkSharedSyncCheck(b *testing.B) {
 		l.Check(tok)
 	}
 }
+
+// A frozen Redis (a partition: connections stay open, nothing answers)
+// makes Sync fail within about the timeout, although the version is still
+// in the client-side cache: a cache that cannot be invalidated is not
+// trusted. It recovers when Redis answers again.
+func TestSharedFrozenFailsClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	l := sharedList(t, sharedConn(t, srv, 200*time.Millisecond))
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Freeze()
+	defer srv.Thaw()
+	var err error
+	// Well under the client's own dead-connection detection (5s).
+	deadline := time.Now().Add(2 * time.Second)
+	for err == nil && time.Now().Before(deadline) {
+		err = l.Sync(t.Context())
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !errors.Is(err, redisconn.ErrUnavailable) {
+		t.Fatalf("Sync with redis frozen: %v, want ErrUnavailable", err)
+	}
+	srv.Thaw()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err = l.Sync(t.Context()); err == nil {
+			return
+		}
+	}
+	t.Fatalf("no recovery after the thaw: %v", err)
+}

@@ -186,6 +186,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 // answered from the client-side cache; its use is written back (one
 // script) at most once per IdleTimeout/4.
 func (r *Redis) Lookup(ctx context.Context, id string, p Principal, route string) (Binding, error) {
+	if err := r.conn.Fresh(); err != nil { // the cached binding may be stale
+		return Binding{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.conn.Timeout())
 	defer cancel()
 	sh := hashString(hashID(id))

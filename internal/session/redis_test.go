@@ -760,3 +760,32 @@ func TestRedisCount(t *testing.T) {
 		t.Errorf("Count with redis down: %v", err)
 	}
 }
+
+// TestRedisFrozenLookupFailsClosed: with Redis frozen (connections open,
+// no answers) a cached lookup is refused within about the timeout rather
+// than served from a cache that can no longer be invalidated.
+func TestRedisFrozenLookupFailsClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	st := newRedis(t, newConn(t, srv, "p:", 200*time.Millisecond), session.Config{})
+	ctx := t.Context()
+	slot, err := st.Reserve(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := slot.Commit(ctx, "sess-frozen", session.Binding{Principal: alice, Route: "docs"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Lookup(ctx, "sess-frozen", alice, "docs"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Freeze()
+	defer srv.Thaw()
+	deadline := time.Now().Add(2 * time.Second) // under the client's own detection (5s)
+	for err == nil && time.Now().Before(deadline) {
+		_, err = st.Lookup(ctx, "sess-frozen", alice, "docs")
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !errors.Is(err, redisconn.ErrUnavailable) {
+		t.Fatalf("lookup with redis frozen: %v, want ErrUnavailable", err)
+	}
+}
