@@ -85,7 +85,7 @@ type Conn struct {
 	epochMu sync.Mutex
 	// lastOK is when Redis last answered (Unix ns): the heartbeat's and
 	// the epoch checks' successes.
-	lastOK atomic.Int64
+	lastOK  atomic.Int64
 	subMu   sync.Mutex
 	subs    map[uint64]func(Epoch)
 	nextSub uint64
