@@ -245,11 +245,13 @@ development: {insecure_allow_http_loopback: true}
 		if json.Unmarshal([]byte(x.body), &msg); !strings.Contains(msg.Error.Message, "try again later") {
 			t.Errorf("%s: the refusal says %q", r.name, msg.Error.Message)
 		}
-		if rr, err := http.Get(r.admin + "/readyz"); err == nil {
-			rr.Body.Close()
-			if rr.StatusCode != http.StatusServiceUnavailable {
-				t.Errorf("%s /readyz with redis down: %d", r.name, rr.StatusCode)
-			}
+		rr, err := http.Get(r.admin + "/readyz")
+		if err != nil {
+			t.Fatalf("%s /readyz: %v", r.name, err)
+		}
+		rr.Body.Close()
+		if rr.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s /readyz with redis down: %d", r.name, rr.StatusCode)
 		}
 	}
 	if upstreamCalls.Load() != before {

@@ -74,6 +74,9 @@ func (s *Store) validate(p *problems) {
 	if _, set := u.User.Password(); set {
 		p.add("store.url", "holds a password: put it in store.password_file instead (configuration files are not secret)")
 	}
+	if (s.Username != "" || u.User.Username() != "") && s.PasswordFile == "" {
+		p.add("store.password_file", "required with a username (an ACL user authenticates with a password)")
+	}
 	if u.Hostname() == "" {
 		p.add("store.url", "needs a host")
 	}

@@ -15,7 +15,7 @@ func TestStore(t *testing.T) {
 		{"default memory", "", nil},
 		{"memory", "store: {url: memory}\n", nil},
 		{"redis", "store: {url: \"redis://redis:6379/0\", password_file: /run/secrets/redis}\n", nil},
-		{"rediss with tls", "store: {url: \"rediss://redis.example:6380/2\", username: gw, tls: {ca_file: /ca.pem, server_name: redis.example}}\n", nil},
+		{"rediss with tls", "store: {url: \"rediss://redis.example:6380/2\", username: gw, password_file: /p, tls: {ca_file: /ca.pem, server_name: redis.example}}\n", nil},
 		{"password in url", "store: {url: \"redis://u:hunter2@redis:6379/0\"}\n", []string{"store.url: holds a password"}},
 		{"other scheme", "store: {url: \"http://redis:6379\"}\n", []string{"not scheme \"http\""}},
 		{"no host", "store: {url: \"redis:///0\"}\n", []string{"needs a host"}},
@@ -26,6 +26,8 @@ func TestStore(t *testing.T) {
 		{"prefix with brace", "store: {url: \"redis://redis\", key_prefix: \"{a}\"}\n", []string{"key_prefix"}},
 		{"timeout too short", "store: {url: \"redis://redis\", timeout: 1ms}\n", []string{"store.timeout"}},
 		{"redis settings on memory", "store: {password_file: /p}\n", []string{"apply to a Redis store only"}},
+		{"username without password", "store: {url: \"redis://redis\", username: gw}\n", []string{"store.password_file: required with a username"}},
+		{"url user without password", "store: {url: \"redis://gw@redis\"}\n", []string{"store.password_file: required with a username"}},
 		{"revocation file with redis", "store: {url: \"redis://redis\"}\nrevocation: {file: /var/lib/mcpgate/rev.json}\n", []string{"revocation.file: not with a Redis store"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -199,10 +199,10 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		mux: http.NewServeMux(),
 	}
 	g.deps.prev = nil
-	var unbuilt io.Closer // opened by New; closed unless New succeeds
+	var unbuilt []io.Closer // opened by New, closed in reverse unless New succeeds
 	defer func() {
-		if unbuilt != nil {
-			unbuilt.Close()
+		for i := len(unbuilt) - 1; i >= 0; i-- {
+			unbuilt[i].Close()
 		}
 	}()
 	if prev != nil && reflect.DeepEqual(prev.cfg.Limits.RatePerIP, cfg.Limits.RatePerIP) {
@@ -283,7 +283,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		if g.redis, err = openRedis(cfg.Store, log, now); err != nil {
 			return nil, err
 		}
-		unbuilt = g.redis
+		unbuilt = append(unbuilt, g.redis)
 		shared, err := session.NewRedis(session.RedisConfig{Conn: g.redis, MaxSessions: cfg.Limits.MaxSessions,
 			MaxPerPrincipal: cfg.Limits.MaxSessionsPerPrincipal, IdleTimeout: cfg.Limits.SessionIdleTimeout.D(), Now: now})
 		if err != nil {
@@ -328,6 +328,9 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			Now: now, Logger: log}); err != nil {
 			return nil, fmt.Errorf("revocation: %w", err)
 		}
+		if g.redis != nil {
+			unbuilt = append(unbuilt, g.revoked) // stops its background sync
+		}
 		streams := g.streamsOpen
 		g.revoked.Subscribe(func(e revoke.Entry) {
 			if n := streams.closeRevoked(e); n > 0 {
@@ -366,7 +369,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if prev == nil {
 		g.live.Store(g)
 	}
-	unbuilt = nil
+	unbuilt = nil // built: Close releases them
 	return g, nil
 }
 

@@ -331,13 +331,30 @@ func (c *Conn) CheckEpoch(ctx context.Context) error {
 	c.answered()
 	ep, err := decodeEpoch(s)
 	if err != nil {
-		return err
+		return c.ForceNewEpoch(ctx, "the stored epoch is malformed")
 	}
 	if c.epoch.Load() == nil {
 		c.epoch.Store(&ep)
 		c.log.Info("redis: store ready", "epoch", ep.ID, "since", ep.Since)
 		return nil
 	}
+	c.adopt(ep)
+	return nil
+}
+
+// ForceNewEpoch replaces the stored epoch with a new one and adopts it,
+// for when the data is known to be lost or rolled back in a way the epoch
+// key did not show (a malformed epoch value, a failover to a replica that
+// missed the latest writes). Every replica adopts it on its next check.
+func (c *Conn) ForceNewEpoch(ctx context.Context, why string) error {
+	ep := Epoch{ID: NewID(), Since: time.Unix(0, c.cfg.Now().UnixNano())} // as every replica decodes it
+	err := c.client.Do(ctx, c.client.B().Set().Key(c.EpochKey()).Value(encodeEpoch(ep)).
+		PxMilliseconds(c.cfg.EpochTTL.Milliseconds()).Build()).Error()
+	if err != nil {
+		return Unavailable(err)
+	}
+	c.answered()
+	c.log.Warn("redis: starting a new epoch", "reason", why)
 	c.adopt(ep)
 	return nil
 }

@@ -43,18 +43,24 @@ const syncCacheTTL = time.Minute
 
 func (l *List) verKey() string { return l.rc.Key("rev:ver") }
 func (l *List) docKey() string { return l.rc.Key("rev:doc") }
+func (l *List) seqKey() string { return l.rc.Key("rev:seq") }
 
-// readScript: KEYS epoch, ver, doc → {epoch, ver, doc} ("" when absent).
+// readScript: KEYS epoch, ver, doc, seq → {epoch, ver, doc, seq} (""
+// when absent).
 var readScript = rueidis.NewLuaScriptReadOnly(`
-return {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
+return {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[4]) or ''}
 `)
 
-// casScript: KEYS ver, doc; ARGV expected ver, new ver, doc, TTL ms.
+// casScript: KEYS ver, doc, seq; ARGV expected ver, new ver, doc, TTL ms.
+// It answers the write's sequence number (a counter of writes), or 0 when
+// the version was not the expected one.
 var casScript = rueidis.NewLuaScript(`
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-return 1
+local seq = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return seq
 `)
 
 // Sync makes the snapshot current with the shared list (a no-op without
@@ -109,20 +115,30 @@ func (l *List) reloadShared(ctx context.Context) error {
 // fetchShared reads the document and its version, after checking the
 // epoch. l.mu is held.
 func (l *List) fetchShared(ctx context.Context) (set, string, error) {
-	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey()}, nil).AsStrSlice()
+	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey(), l.seqKey()}, nil).AsStrSlice()
 	if err != nil {
 		return set{}, "", fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
 	}
-	if len(vals) != 3 {
+	if len(vals) != 4 {
 		return set{}, "", fmt.Errorf("revoke: %w: %d values from the read script", ErrCorrupt, len(vals))
 	}
+	seq, _ := strconv.ParseInt(vals[3], 10, 64)
 	if !redisconn.MatchEpoch(vals[0], l.rc.Epoch()) {
 		// The data was lost: adopt the new epoch (which sets the floor)
 		// before believing what is stored now.
 		if err := l.rc.EpochLost(ctx, vals[0]); err != nil {
 			return set{}, "", fmt.Errorf("revoke: %w", err)
 		}
+	} else if l.rolledBack(seq, vals[2] == "") {
+		// Same epoch, older list: a failover to a replica that missed
+		// the latest writes, or a restored backup. The revocations
+		// written since are gone: start a new epoch (its floor refuses
+		// every token they could have covered).
+		if err := l.rc.ForceNewEpoch(ctx, "the shared revocation list went back to an older version"); err != nil {
+			return set{}, "", fmt.Errorf("revoke: %w", err)
+		}
 	}
+	l.maxSeq.Store(max(seq, 0))
 	if vals[2] == "" {
 		return makeSet(0), vals[1], nil
 	}
@@ -161,14 +177,15 @@ func (l *List) updateShared(now time.Time, apply func(set) error, changed *[]Ent
 		}
 		nv := redisconn.NewID()
 		ttl := sharedTTL(next, now)
-		ok, err := casScript.Exec(ctx, l.rc.Client(), []string{l.verKey(), l.docKey()},
+		seq, err := casScript.Exec(ctx, l.rc.Client(), []string{l.verKey(), l.docKey(), l.seqKey()},
 			[]string{ver, nv, string(doc), strconv.FormatInt(ttl.Milliseconds(), 10)}).AsInt64()
 		if err != nil {
 			return fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
 		}
-		if ok != 1 {
+		if seq == 0 {
 			continue // another replica wrote: apply on its result
 		}
+		l.maxSeq.Store(seq)
 		prev := *l.snap.Load()
 		l.snap.Store(&next)
 		l.sharedVer.Store(&nv)
@@ -176,6 +193,28 @@ func (l *List) updateShared(now time.Time, apply func(set) error, changed *[]Ent
 		return nil
 	}
 	return errors.New("revoke: the shared list kept changing under concurrent writes; try again")
+}
+
+// rolledBack reports whether the shared list read (its write sequence
+// number, or none) is older than one this replica has seen: a lower
+// sequence number, or no list at all while the replica's list still holds
+// a live revocation (a list expires only once its last entry has). l.mu
+// is held.
+func (l *List) rolledBack(seq int64, absent bool) bool {
+	seen := l.maxSeq.Load()
+	if seen == 0 {
+		return false
+	}
+	if !absent {
+		return seq < seen
+	}
+	now := l.clock()
+	for _, e := range l.snap.Load().all() {
+		if now.Before(e.Until) {
+			return true
+		}
+	}
+	return false
 }
 
 // sharedTTL is how long the shared document must live: until its last
@@ -260,7 +299,10 @@ func (l *List) startShared(rc *redisconn.Conn, every time.Duration) (*List, erro
 		return nil, err
 	}
 	l.setFloor(rc.Epoch().Since)
-	l.cancelEpoch = rc.OnEpoch(func(ep redisconn.Epoch) { l.setFloor(ep.Since) })
+	l.cancelEpoch = rc.OnEpoch(func(ep redisconn.Epoch) {
+		l.maxSeq.Store(0) // the new epoch's list counts its writes afresh
+		l.setFloor(ep.Since)
+	})
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
 	go l.runShared(every)
 	return l, nil

@@ -220,9 +220,106 @@ func TestSharedFlushKeepsRefusing(t *testing.T) {
 		if err := l.Sync(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if _, revoked := l.Check(tok); !revoked {
-			t.Error("after a flush a revoked token was accepted")
+		// The jti entry is gone with the data; the epoch refuses the token.
+		if e, revoked := l.Check(tok); !revoked || e.Kind != KindEpoch {
+			t.Errorf("after a flush: revoked %v by %+v, want refused by the new epoch", revoked, e)
 		}
+	}
+}
+
+// A list that goes back to an older version in the same epoch (a
+// failover to a replica that missed the latest writes, a restored backup)
+// is detected: a new epoch refuses the tokens a lost revocation covered.
+func TestSharedRollbackDetected(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rollback func(t *testing.T, raw rueidis.Client, saved map[string]string)
+	}{
+		{"older version", func(t *testing.T, raw rueidis.Client, saved map[string]string) {
+			for k, v := range saved {
+				raw.Do(t.Context(), raw.B().Set().Key(k).Value(v).Build())
+			}
+		}},
+		{"list gone", func(t *testing.T, raw rueidis.Client, saved map[string]string) {
+			for k := range saved {
+				raw.Do(t.Context(), raw.B().Del().Key(k).Build())
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			ca, cb := sharedConn(t, srv, time.Second), sharedConn(t, srv, time.Second)
+			a, b := sharedList(t, ca), sharedList(t, cb)
+			raw := rawRedis(t, srv)
+			first := cb.Epoch()
+			if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "first", Until: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			saved := map[string]string{}
+			for _, k := range []string{"mcpgate:rev:doc", "mcpgate:rev:ver", "mcpgate:rev:seq"} {
+				v, err := raw.Do(t.Context(), raw.B().Get().Key(k).Build()).ToString()
+				if err != nil {
+					t.Fatalf("%s: %v", k, err)
+				}
+				saved[k] = v
+			}
+			if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "second", Until: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			tok := Token{Issuer: sharedIss, JTI: "second", IssuedAt: time.Now().Add(-time.Minute)}
+			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+				if err := b.Sync(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if _, revoked := b.Check(tok); revoked || time.Now().After(deadline) {
+					break
+				}
+			}
+			tc.rollback(t, raw, saved)
+			for deadline := time.Now().Add(2 * time.Second); cb.Epoch().ID == first.ID && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if err := b.Sync(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if cb.Epoch().ID == first.ID {
+				t.Fatal("the rollback was not noticed: no new epoch")
+			}
+			if e, revoked := b.Check(tok); !revoked || e.Kind != KindEpoch {
+				t.Errorf("the token whose revocation was rolled back: revoked %v by %+v, want refused by the new epoch", revoked, e)
+			}
+			// A adopts the new epoch on its next check.
+			for deadline := time.Now().Add(2 * time.Second); ca.Epoch().ID != cb.Epoch().ID && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				a.Sync(t.Context())
+			}
+			if ca.Epoch() != cb.Epoch() {
+				t.Errorf("replica A stayed in epoch %v (B: %v)", ca.Epoch(), cb.Epoch())
+			}
+		})
+	}
+}
+
+// A malformed epoch value is replaced by a new epoch rather than failing
+// every request until someone intervenes.
+func TestSharedCorruptEpochRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	c := sharedConn(t, srv, time.Second)
+	l := sharedList(t, c)
+	first := c.Epoch()
+	raw := rawRedis(t, srv)
+	raw.Do(t.Context(), raw.B().Set().Key("mcpgate:epoch").Value("garbage").Build())
+	raw.Do(t.Context(), raw.B().Set().Key("mcpgate:rev:ver").Value("changed").Build()) // make the list reload
+	var err error
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if err = l.Sync(t.Context()); err == nil && c.Epoch().ID != first.ID {
+			break
+		}
+	}
+	if err != nil || c.Epoch().ID == first.ID {
+		t.Fatalf("after a malformed epoch: %v, epoch %v (was %v)", err, c.Epoch(), first)
+	}
+	stored, _ := raw.Do(t.Context(), raw.B().Get().Key("mcpgate:epoch").Build()).ToString()
+	if !redisconn.MatchEpoch(stored, c.Epoch()) {
+		t.Errorf("stored epoch %q, adopted %v", stored, c.Epoch())
 	}
 }
 
