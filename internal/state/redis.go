@@ -57,6 +57,7 @@ type Redis struct {
 
 type histSnap struct {
 	ver  string
+	n    int64 // the history's write count when cached
 	hist *History
 }
 
@@ -166,6 +167,7 @@ func newVersion() string { return redisconn.NewID() }
 // and whether they were read from Redis during this Update.
 type view struct {
 	hver     string
+	hn       int64 // the history's write count (see rolledBack)
 	hist     *History
 	cvers    []string
 	ctrs     []*Counter
@@ -185,7 +187,7 @@ func (r *Redis) cached(h Key, c []Key) *view {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.hists[h]; s != nil {
-		v.hver, v.hist = s.ver, s.hist
+		v.hver, v.hn, v.hist = s.ver, s.n, s.hist
 	} else {
 		v.hist = &History{}
 	}
@@ -257,6 +259,9 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 				v = r.cached(h, c)
 				continue
 			case res.fresh != nil:
+				if err := r.checkRollback(ctx, v, res.fresh, now); err != nil {
+					return err
+				}
 				v = res.fresh
 				continue
 			}
@@ -288,10 +293,13 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 			v = r.cached(h, c)
 			continue
 		case res.fresh != nil:
+			if err := r.checkRollback(ctx, v, res.fresh, now); err != nil {
+				return err
+			}
 			v = res.fresh
 			continue
 		}
-		r.remember(h, c, res.hver, hist, res.cvers, ctrs, now)
+		r.remember(h, c, res.hver, res.hn, hist, res.cvers, ctrs, now)
 		return nil
 	}
 	return ErrConflict
@@ -314,6 +322,7 @@ type result struct {
 	current string // the epoch found, when epoch
 	fresh   *view  // the current records, when the expected versions were stale
 	hver    string // the versions written, on success
+	hn      int64  // the history's write count after the write
 	cvers   []string
 }
 
@@ -387,6 +396,9 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	switch tag {
 	case "ok":
 		res.hver, res.cvers = newH, cvers
+		if len(msgs) > 1 {
+			res.hn, _ = msgs[1].AsInt64()
+		}
 		return res, nil
 	case "current":
 		return res, nil
@@ -407,10 +419,10 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	return res, fmt.Errorf("%w: unexpected answer %q from the update script", errCorrupt, tag)
 }
 
-// decodeStale decodes {"stale", hver, hmeta, {entries}, then per
+// decodeStale decodes {"stale", hver, hmeta, {entries}, hwrites, then per
 // counter: cver, seen, {times}}.
 func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) {
-	if len(msgs) != 4+3*nc {
+	if len(msgs) != 5+3*nc {
 		return nil, fmt.Errorf("%w: %d values in the update script's answer", errCorrupt, len(msgs))
 	}
 	str := func(i int) (string, error) {
@@ -443,15 +455,22 @@ func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) 
 	if v.hist, err = decodeHistory(meta, entries, r.cfg.MaxEntries); err != nil {
 		return nil, err
 	}
+	if n, err := str(4); err != nil {
+		return nil, err
+	} else if n != "" {
+		if v.hn, err = strconv.ParseInt(n, 10, 64); err != nil || v.hn < 0 {
+			return nil, fmt.Errorf("%w: history write count", errCorrupt)
+		}
+	}
 	for i := range nc {
-		if v.cvers[i], err = str(4 + 3*i); err != nil {
+		if v.cvers[i], err = str(5 + 3*i); err != nil {
 			return nil, err
 		}
-		seen, err := str(5 + 3*i)
+		seen, err := str(6 + 3*i)
 		if err != nil {
 			return nil, err
 		}
-		times, err := list(6 + 3*i)
+		times, err := list(7 + 3*i)
 		if err != nil {
 			return nil, err
 		}
@@ -483,11 +502,11 @@ func counterDelta(prev, next []time.Time) (trim int, add []time.Time) {
 }
 
 // remember caches the records just written.
-func (r *Redis) remember(h Key, c []Key, hver string, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
+func (r *Redis) remember(h Key, c []Key, hver string, hn int64, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.boundLocked(1 + len(c))
-	r.hists[h] = &histSnap{ver: hver, hist: hist}
+	r.hists[h] = &histSnap{ver: hver, n: hn, hist: hist}
 	for i, k := range c {
 		r.counters[k] = &ctrSnap{ver: cvers[i], c: ctrs[i], seen: now}
 	}
@@ -540,8 +559,10 @@ func (r *Redis) Cached() int {
 // new header, n, n entries, then per counter: expected version, new
 // version, seen, trim (times dropped from the front; -1: all), m, m times.
 //
-// Answers {"epoch", current-or-""}, {"stale", hver, hdata, {entries},
-// then per counter cver, seen, {times}}, {"current"} (mode r) or {"ok"}.
+// Answers {"epoch", current-or-""}, {"stale", hver, hdata, {entries}, hwrites,
+// then per counter cver, seen, {times}}, {"current"} (mode r) or {"ok",
+// hwrites}: the history's write count, which only grows while the key
+// lives (see checkRollback).
 const updateScript = `
 local function rpush_args(key, from, to)
   while from <= to do
@@ -561,8 +582,8 @@ for i = 1, nc do
   pos = pos + 5 + tonumber(ARGV[pos + 4])
 end
 if stale then
-  local h = redis.call('HMGET', KEYS[2], 'v', 'd')
-  local out = {'stale', h[1] or '', h[2] or '', redis.call('LRANGE', KEYS[3], 0, -1)}
+  local h = redis.call('HMGET', KEYS[2], 'v', 'd', 'n')
+  local out = {'stale', h[1] or '', h[2] or '', redis.call('LRANGE', KEYS[3], 0, -1), h[3] or ''}
   for i = 1, nc do
     local c = redis.call('HMGET', KEYS[2 + 2 * i], 'v', 's')
     out[#out + 1] = c[1] or ''
@@ -574,6 +595,7 @@ end
 if ARGV[2] == 'r' then return {'current'} end
 local ttl = tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], 'v', ARGV[6], 'd', ARGV[7])
+local hn = redis.call('HINCRBY', KEYS[2], 'n', 1)
 redis.call('PEXPIRE', KEYS[2], ttl)
 if ARGV[2] == 'wr' then redis.call('DEL', KEYS[3]) end
 if n > 0 then
@@ -595,5 +617,26 @@ for i = 1, nc do
   if add > 0 then rpush_args(tk, p + 5, p + 4 + add) end
   redis.call('PEXPIRE', tk, ttl)
 end
-return {'ok'}
+return {'ok', hn}
 `
+
+// checkRollback compares a history read from Redis with this replica's
+// cached copy: a history written since it was cached has a higher write
+// count. A lower one while the key cannot have expired (the copy is less
+// than half the idle timeout old) means Redis went back to an older state
+// within the same epoch — a failover to a replica that missed the latest
+// writes, a restored backup — and taint or budget events were lost: a new
+// epoch is started, whose floor refuses the tokens issued before it.
+func (r *Redis) checkRollback(ctx context.Context, cached, fresh *view, now time.Time) error {
+	if cached.verified || cached.reset || cached.hver == "" || fresh.hn >= cached.hn ||
+		now.Sub(cached.hist.LastSeen) >= r.cfg.IdleTimeout/2 {
+		return nil
+	}
+	if err := r.conn.ForceNewEpoch(ctx, "a history went back to an older version"); err != nil {
+		return err
+	}
+	r.dropCache()
+	// This call was authenticated before the new epoch: refuse it; its
+	// retry meets the epoch's floor.
+	return fmt.Errorf("%w: the shared state went back to an older version; a new epoch began", ErrUnavailable)
+}

@@ -475,3 +475,65 @@ func TestRedisLargeCounter(t *testing.T) {
 		t.Errorf("another replica reads %d events, want 10000", n)
 	}
 }
+
+// TestRedisHistoryRollbackDetected: a history that goes back to an older
+// version within the same epoch (a failover to a lagging replica, a
+// restored backup) is noticed by the replica that had the newer one: the
+// call is refused and a new epoch begins.
+func TestRedisHistoryRollbackDetected(t *testing.T) {
+	srv := redistest.Start(t)
+	conn := newConn(t, srv, "p:", time.Second)
+	a, err := state.NewRedis(state.RedisConfig{Conn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newRedis(t, srv, "p:", nil)
+	raw := rawClient(t, srv)
+	h := state.NewKey("h", "run")
+	add := func(label string) func(*state.History, []*state.Counter) error {
+		return func(hist *state.History, _ []*state.Counter) error {
+			hist.Entries = append(hist.Entries, state.Entry{Tool: "x"})
+			hist.AddTaint(label)
+			return nil
+		}
+	}
+	if err := a.Update(t.Context(), h, nil, add("first")); err != nil {
+		t.Fatal(err)
+	}
+	// A snapshot of the history's keys, as a lagging replica holds them.
+	keys, _ := raw.Do(t.Context(), raw.B().Keys().Pattern("p:[he]:*").Build()).AsStrSlice()
+	dumps := map[string]string{}
+	for _, k := range keys {
+		d, err := raw.Do(t.Context(), raw.B().Dump().Key(k).Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dumps[k] = d
+	}
+	if err := a.Update(t.Context(), h, nil, add("private_data")); err != nil {
+		t.Fatal(err)
+	}
+	// b writes once on top, so a's copy is stale and a reads the store.
+	if err := b.Update(t.Context(), h, nil, add("more")); err != nil {
+		t.Fatal(err)
+	}
+	for k, d := range dumps { // the failover: back to the snapshot
+		if err := raw.Do(t.Context(), raw.B().Restore().Key(k).Ttl(0).SerializedValue(d).Replace().Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := conn.Epoch()
+	// a's cached copy (2 writes) is newer than the snapshot (1 write).
+	err = a.Update(t.Context(), h, nil, add("after"))
+	if !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("a call on the rolled-back history: %v, want refused", err)
+	}
+	ep := conn.Epoch()
+	for deadline := time.Now().Add(2 * time.Second); ep.ID == first.ID && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		conn.CheckEpoch(t.Context())
+		ep = conn.Epoch()
+	}
+	if ep.ID == first.ID {
+		t.Error("no new epoch after the rollback")
+	}
+}
