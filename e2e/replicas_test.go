@@ -263,10 +263,12 @@ development: {insecure_allow_http_loopback: true}
 	// revocations that covered them are gone; a fresh token works.
 	time.Sleep(1100 * time.Millisecond) // iat has whole seconds: the tokens above are from an earlier second
 	srv.Restart()
-	waitFor(t, "replica A to answer again", func() bool {
-		x := call(a, carol, "open_workspace")
-		return x.status != http.StatusServiceUnavailable
-	})
+	for _, r := range []*replica{a, b} {
+		waitFor(t, "replica "+r.name+" to answer again", func() bool {
+			x := call(r, carol, "open_workspace")
+			return x.status != http.StatusServiceUnavailable
+		})
+	}
 	if x := call(b, carol, "open_workspace"); x.status != http.StatusUnauthorized {
 		t.Errorf("a token from before the data loss on B: %d %s, want 401", x.status, x.body)
 	}

@@ -305,8 +305,11 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			}
 		}
 		hc := cfg.Sequence.History
+		// Every state update also checks that the revocation list this
+		// replica checked the call's token against is still current.
+		guard := func() (string, string) { return g.revoked.SharedGuard() }
 		if g.store, err = state.NewRedis(state.RedisConfig{Conn: g.redis, MaxEntries: hc.MaxEntries, IdleTimeout: hc.IdleTimeout.D(),
-			MaxCached: hc.MaxHistories, Now: now}); err != nil {
+			MaxCached: hc.MaxHistories, Now: now, Guard: guard}); err != nil {
 			return nil, err
 		}
 	}

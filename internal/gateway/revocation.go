@@ -85,14 +85,49 @@ func revokeToken(id *authn.Identity) revoke.Token {
 
 // checkRevoked refuses a revoked token with the 401 of an invalid token.
 func (x *exchange) checkRevoked() *rejection {
+	return x.checkRevokedWith(x.call == nil || x.call.Msg.Method != "tools/call")
+}
+
+// checkRevokedWith is checkRevoked; strict reads the shared list's version
+// from Redis instead of the client-side cache.
+func (x *exchange) checkRevokedWith(strict bool) *rejection {
 	if x.rt.g.revoked == nil {
 		return nil
 	}
-	if err := x.rt.g.revoked.Sync(x.r.Context()); err != nil {
+	// A tools/call's state update checks in its own round trip that the
+	// list is still the one checked here (state.RedisConfig.Guard), so the
+	// client-side cached version suffices; any other request reads the
+	// version from Redis: no request is served in the moment a revocation
+	// made on another replica is on its way.
+	sync := x.rt.g.revoked.Sync
+	if strict {
+		sync = x.rt.g.revoked.SyncStrict
+	}
+	if err := sync(x.r.Context()); err != nil {
 		return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
 			reason: "revocation_state_unavailable", cause: err,
 			message: "the gateway cannot confirm that this token is not revoked (its shared state is unreachable); try again later"}
 	}
+	return x.revocationCheck()
+}
+
+// recheckRevoked checks the token again, without syncing, if the shared
+// list this replica holds changed since checkRevoked: after a tools/call's
+// state update confirmed that list current (state.RedisConfig.Guard).
+func (x *exchange) recheckRevoked() *rejection {
+	if x.rt.g.revoked == nil {
+		return nil
+	}
+	if _, v := x.rt.g.revoked.SharedGuard(); v == x.revVersion {
+		return nil
+	}
+	return x.revocationCheck()
+}
+
+// revocationCheck checks the token against the list as this replica holds
+// it, and remembers which version that was.
+func (x *exchange) revocationCheck() *rejection {
+	_, x.revVersion = x.rt.g.revoked.SharedGuard()
 	e, revoked := x.rt.g.revoked.Check(revokeToken(x.ident))
 	if !revoked {
 		return nil

@@ -21,16 +21,18 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/redact"
 	"github.com/mcpgate/mcpgate/internal/session"
+	"github.com/mcpgate/mcpgate/internal/state"
 	"github.com/mcpgate/mcpgate/internal/toolpin"
 )
 
 // exchange is one request on its way through the pipeline.
 type exchange struct {
-	rt    *route
-	w     http.ResponseWriter
-	r     *http.Request
-	id    string // request id
-	start time.Time
+	revVersion string // the shared revocation list's version the token was checked against
+	rt         *route
+	w          http.ResponseWriter
+	r          *http.Request
+	id         string // request id
+	start      time.Time
 
 	body      []byte        // POST body, exactly as forwarded
 	call      *inbound.Call // decoded POST message
@@ -323,6 +325,22 @@ func (x *exchange) authorize() *rejection {
 			return rej
 		}
 		sd, err := x.rt.g.seq.Decide(x.r.Context(), x.rt.g.store, x.sequenceCall())
+		if errors.Is(err, state.ErrGuardChanged) {
+			// The revocation list changed since the token was checked:
+			// check it against the current list, then decide again.
+			if rej := x.checkRevokedWith(true); rej != nil {
+				return rej
+			}
+			sd, err = x.rt.g.seq.Decide(x.r.Context(), x.rt.g.store, x.sequenceCall())
+		}
+		if err == nil {
+			// The update confirmed the list this replica holds is current;
+			// if it is newer than the one the token was checked against,
+			// check again.
+			if rej := x.recheckRevoked(); rej != nil {
+				return rej
+			}
+		}
 		if err != nil {
 			return &rejection{status: http.StatusServiceUnavailable, code: codeUnavailable, decision: audit.Error,
 				reason: "policy_state_unavailable", cause: err,

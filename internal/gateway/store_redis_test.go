@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/redistest"
+	"github.com/mcpgate/mcpgate/internal/revoke"
 )
 
 // TestRedisStoreFailsClosed: with the shared store unreachable, every
@@ -161,5 +163,48 @@ func TestRedisSharesExchangedTokens(t *testing.T) {
 	secret := strings.TrimPrefix(upstreamToken, "Bearer ")
 	if strings.Contains(v, secret) || strings.Contains(v, tok) || strings.Contains(v, "exchanged-") {
 		t.Error("the cached token is stored in clear")
+	}
+}
+
+// TestRedisRevocationNextRequest: a revocation made on replica A is
+// refused by replica B on its very next request — a tools/call (checked
+// by its state update in the same round trip) and any other request (its
+// version read from Redis) — with no wait for the client-side cache's
+// invalidation.
+func TestRedisRevocationNextRequest(t *testing.T) {
+	srv := redistest.Start(t)
+	h := newHarness(t, harnessOptions{stateless: true, jsonResponse: true, configure: func(c *config.Config) {
+		c.Store = config.Store{URL: srv.URL(), PasswordFile: srv.PasswordFile, KeyPrefix: "gwr:", Timeout: config.Duration(time.Second)}
+	}})
+	t.Cleanup(func() { h.gw.Close() })
+	b, err := New(h.gw.cfg, Deps{Audit: &memSink{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	serveB := func(rr rawReq) *httptest.ResponseRecorder {
+		req := h.newRequest(rr)
+		req.RequestURI = ""
+		w := httptest.NewRecorder()
+		b.ServeHTTP(w, req.WithContext(t.Context()))
+		return w
+	}
+	for i, body := range []string{"", rpcRequest(3, "tools/list", `{}`)} {
+		sub := "user-" + strconv.Itoa(i)
+		tok := h.mint("docs", sub, "agent-1", "docs:read")
+		if w := serveB(rawReq{token: tok, body: body}); w.Code != http.StatusOK {
+			t.Fatalf("before the revocation: %d %s", w.Code, w.Body)
+		}
+		before := h.upstreamCounts()["docs"]
+		if _, err := h.gw.revoked.Add(revoke.Entry{Kind: revoke.KindSubject, Issuer: h.iss.URL(), Value: sub}); err != nil {
+			t.Fatal(err)
+		}
+		w := serveB(rawReq{token: tok, body: body})
+		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "revoked") {
+			t.Errorf("%s on B right after the revocation on A: %d %s", []string{"tools/call", "tools/list"}[i], w.Code, w.Body)
+		}
+		if h.upstreamCounts()["docs"] != before {
+			t.Error("the revoked request reached the upstream")
+		}
 	}
 }

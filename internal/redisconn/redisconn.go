@@ -291,6 +291,9 @@ func (c *Conn) Fresh() error {
 
 func (c *Conn) answered() { c.lastOK.Store(time.Now().UnixNano()) }
 
+// Answered records that Redis just answered a command (for Fresh).
+func (c *Conn) Answered() { c.answered() }
+
 // run sends the heartbeat and refreshes the epoch key at a quarter of its
 // TTL, which also notices a lost data set while no call arrives.
 func (c *Conn) run() {

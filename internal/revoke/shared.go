@@ -66,17 +66,50 @@ return seq
 // Sync makes the snapshot current with the shared list (a no-op without
 // Config.Redis). An error means the list could not be confirmed: the
 // caller must refuse.
-func (l *List) Sync(ctx context.Context) error {
+func (l *List) Sync(ctx context.Context) error { return l.sync(ctx, true) }
+
+// SyncStrict is Sync reading the version from Redis rather than from the
+// client-side cache: one round trip, and no window (the invalidation's
+// flight, under a millisecond) in which a revocation just made on another
+// replica is not seen. The gateway uses it for requests that make no other
+// round trip; a tools/call instead has its state update check the version
+// (SharedGuard) in the same round trip.
+func (l *List) SyncStrict(ctx context.Context) error { return l.sync(ctx, false) }
+
+// SharedGuard returns the key of the shared list's version and the
+// version this replica's snapshot is ("" when there is no list), for a
+// store script to refuse a write when the list changed since; key is ""
+// without Config.Redis.
+func (l *List) SharedGuard() (key, version string) {
+	if l.rc == nil {
+		return "", ""
+	}
+	if p := l.sharedVer.Load(); p != nil {
+		version = *p
+	}
+	return l.verKey(), version
+}
+
+func (l *List) sync(ctx context.Context, cached bool) error {
 	if l.rc == nil {
 		return nil
 	}
-	if err := l.rc.Fresh(); err != nil { // the cached version may be stale
+	if err := l.rc.Fresh(); cached && err != nil { // the cached version may be stale
 		return fmt.Errorf("revoke: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.rc.Timeout())
 	defer cancel()
 	c := l.rc.Client()
-	v, err := c.DoCache(ctx, c.B().Get().Key(l.verKey()).Cache(), syncCacheTTL).ToString()
+	var v string
+	var err error
+	if cached {
+		v, err = c.DoCache(ctx, c.B().Get().Key(l.verKey()).Cache(), syncCacheTTL).ToString()
+	} else {
+		v, err = c.Do(ctx, c.B().Get().Key(l.verKey()).Build()).ToString()
+		if err == nil || rueidis.IsRedisNil(err) {
+			l.rc.Answered()
+		}
+	}
 	switch {
 	case rueidis.IsRedisNil(err):
 		v = ""

@@ -31,7 +31,17 @@ type RedisConfig struct {
 	MaxCached int
 	// Now is the clock. nil → time.Now.
 	Now func() time.Time
+	// Guard, when set, names a key and the value this replica believes
+	// it holds (the shared revocation list's version): every update
+	// script checks it first and writes nothing, answering
+	// ErrGuardChanged, when the key holds something else.
+	Guard func() (key, want string)
 }
+
+// ErrGuardChanged is returned by Update when the guard key (RedisConfig)
+// changed: nothing was written; the caller refreshes what the guard
+// stands for and may try again.
+var ErrGuardChanged = errors.New("state: the guarded shared state changed")
 
 // Redis is the Store shared by replicas through a Redis server. Every
 // Update is one round trip when this process holds the records' current
@@ -331,11 +341,18 @@ type result struct {
 // current.
 func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History, added []Entry, ctrs []*Counter, now time.Time) (result, error) {
 	ep := r.conn.Epoch()
-	keys := make([]string, 0, 3+2*len(c))
+	keys := make([]string, 0, 4+2*len(c))
 	keys = append(keys, r.conn.EpochKey(), r.key("h:", h), r.key("e:", h))
 	for _, k := range c {
 		keys = append(keys, r.key("c:", k), r.key("t:", k))
 	}
+	gkey, gwant := r.conn.EpochKey(), "*" // no guard: "*" skips the check
+	if r.cfg.Guard != nil {
+		if k, want := r.cfg.Guard(); k != "" {
+			gkey, gwant = k, want
+		}
+	}
+	keys = append(keys, gkey)
 	write := hist != nil
 	args := make([]string, 0, 8+len(added)+3*len(c))
 	mode := "r"
@@ -379,6 +396,7 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 			args = append(args, strconv.FormatInt(unixNano(t), 10))
 		}
 	}
+	args = append(args, gwant)
 	msgs, err := r.script.Exec(ctx, r.conn.Client(), keys, args).ToArray()
 	if err != nil {
 		if _, ok := rueidis.IsRedisErr(err); ok {
@@ -389,6 +407,7 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	if len(msgs) == 0 {
 		return res, fmt.Errorf("%w: empty answer from the update script", errCorrupt)
 	}
+	r.conn.Answered()
 	tag, err := msgs[0].ToString()
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", errCorrupt, err)
@@ -402,6 +421,8 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 		return res, nil
 	case "current":
 		return res, nil
+	case "guard":
+		return res, ErrGuardChanged
 	case "epoch":
 		res.epoch = true
 		if len(msgs) > 1 {
@@ -553,13 +574,14 @@ func (r *Redis) Cached() int {
 // versions of a history and its counters and, in a write mode, writes them.
 //
 // KEYS: epoch, history header (hash v/d), history entries (list), then
-// per counter: header (hash v/s) and times (list).
+// per counter: header (hash v/s) and times (list), then the guard key.
 // ARGV: epoch id, mode ("r" check, "w" write, "wr" write replacing the
 // entries), TTL ms, max entries, expected history version, new version,
 // new header, n, n entries, then per counter: expected version, new
-// version, seen, trim (times dropped from the front; -1: all), m, m times.
+// version, seen, trim (times dropped from the front; -1: all), m, m times,
+// then the guard's expected value ("*": none).
 //
-// Answers {"epoch", current-or-""}, {"stale", hver, hdata, {entries}, hwrites,
+// Answers {"epoch", current-or-""}, {"guard"}, {"stale", hver, hdata, {entries}, hwrites,
 // then per counter cver, seen, {times}}, {"current"} (mode r) or {"ok",
 // hwrites}: the history's write count, which only grows while the key
 // lives (see checkRollback).
@@ -571,8 +593,10 @@ local function rpush_args(key, from, to)
     from = last + 1
   end
 end
+local gw = ARGV[#ARGV]
+if gw ~= '*' and (redis.call('GET', KEYS[#KEYS]) or '') ~= gw then return {'guard'} end
 local n = tonumber(ARGV[8])
-local nc = (#KEYS - 3) / 2
+local nc = (#KEYS - 4) / 2
 local stale = (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[5]
 local pos = 9 + n
 local cpos = {}
