@@ -396,14 +396,15 @@ func (d *decideRun) record(h *state.History, cs []*state.Counter) {
 		}
 		ctr := cs[j]
 		ctr.Prune(d.now, r.window)
-		// Keep Times sorted even if the clock stepped back.
-		k, _ := slices.BinarySearchFunc(ctr.Times, d.now, func(t, now time.Time) int {
-			if t.After(now) {
-				return 1
-			}
-			return -1
-		})
-		ctr.Times = slices.Insert(ctr.Times, k, d.now)
+		// Times stay sorted and only ever grow at the end (a shared store
+		// relies on it): an event is recorded at the newest time already
+		// there when the clock stepped back, or another replica's clock is
+		// ahead — it then counts a little longer, never less.
+		at := d.now
+		if n := len(ctr.Times); n > 0 && ctr.Times[n-1].After(at) {
+			at = ctr.Times[n-1]
+		}
+		ctr.Times = append(ctr.Times, at)
 		if n := len(ctr.Times) - r.max; n > 0 {
 			ctr.Times = ctr.Times[n:] // only the newest max events matter
 		}

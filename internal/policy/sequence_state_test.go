@@ -306,6 +306,11 @@ func TestBudgetClockStepsBack(t *testing.T) {
 			t.Fatalf("counter out of order: %v", cs[0].Times)
 		}
 	}
+	// The event of the stepped-back clock is recorded at the newest time
+	// (appended, never inserted: a shared store relies on it).
+	if ts := cs[0].Times; len(ts) != 3 || !ts[1].Equal(ts[0]) {
+		t.Errorf("counter %v, want the second event at the first's time", ts)
+	}
 	// Events "in the future" still count: fail closed.
 	if d, _ := s.Decide(ctx, st, c); d.Outcome != Deny {
 		t.Errorf("fourth call: %+v", d)

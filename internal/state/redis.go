@@ -244,9 +244,9 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 		hist := attemptCopy(v.hist)
 		ctrs := make([]*Counter, len(v.ctrs))
 		for i, x := range v.ctrs {
-			// Clipped: an insert or append reallocates instead of
-			// shifting the cached copy's array in place.
-			ctrs[i] = &Counter{Times: slices.Clip(x.Times)}
+			// Shares the cached copy's array: fn only drops events from
+			// the front and appends (Counter), past the copy's length.
+			ctrs[i] = &Counter{Times: x.Times}
 		}
 		base := len(hist.Entries)
 		if ferr := fn(hist, ctrs); ferr != nil {

@@ -88,7 +88,9 @@ func (h *History) AddTaint(labels ...string) {
 }
 
 // Counter is a sliding-window counter: the times of the events it counts
-// that are still within its window.
+// that are still within its window, oldest first. An update drops events
+// from the front (Prune) and appends new ones; it never inserts or
+// changes one in place (a shared store relies on it).
 type Counter struct {
 	Times []time.Time
 }
