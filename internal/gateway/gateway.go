@@ -265,6 +265,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 			if g.audit, err = newAuditSink(cfg.Audit, now, log); err != nil {
 				return nil, err
 			}
+			unbuilt = append(unbuilt, g.audit)
 		}
 		if g.pins, err = toolpin.New(toolpin.Config{File: cfg.ToolPinsFile, Now: now, Logger: log}); err != nil {
 			return nil, fmt.Errorf("tool pins: %w", err)

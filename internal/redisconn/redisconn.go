@@ -83,12 +83,18 @@ type Conn struct {
 
 	epoch   atomic.Pointer[Epoch]
 	epochMu sync.Mutex
-	// lastOK is when Redis last answered (Unix ns): the heartbeat's and
-	// the epoch checks' successes.
-	lastOK  atomic.Int64
-	subMu   sync.Mutex
-	subs    map[uint64]func(Epoch)
-	nextSub uint64
+	// lastOK is when Redis last answered, in nanoseconds since start (a
+	// monotonic clock): the heartbeat's and the epoch checks' successes.
+	lastOK atomic.Int64
+	start  time.Time
+
+	// The highest write stamp seen in the current epoch (see Stamp).
+	stampMu    sync.Mutex
+	stampEpoch string
+	stampMax   int64
+	subMu      sync.Mutex
+	subs       map[uint64]func(Epoch)
+	nextSub    uint64
 
 	stop chan struct{}
 	done chan struct{}
@@ -122,7 +128,7 @@ func Open(cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("%w: connect to %s: %w", ErrUnavailable, RedactURL(cfg.URL), err)
 	}
 	c := &Conn{
-		cfg: cfg, client: client, log: cfg.Logger,
+		cfg: cfg, client: client, log: cfg.Logger, start: time.Now(),
 		refresh: rueidis.NewLuaScript(epochScript),
 		subs:    map[uint64]func(Epoch){},
 		stop:    make(chan struct{}),
@@ -257,6 +263,48 @@ func (c *Conn) Epoch() Epoch { return *c.epoch.Load() }
 // EpochKey is the epoch's key, for scripts that check it.
 func (c *Conn) EpochKey() string { return c.Key("epoch") }
 
+// StampKey is the key of the epoch's write stamp: a counter that every
+// write of shared state increments (INCR) and that lives exactly as long
+// as the epoch (the epoch refresh keeps its TTL). It only grows within an
+// epoch, whatever expires; so a replica that reads a lower stamp than one
+// it has seen knows Redis went back to an older state — a failover to a
+// replica that missed the latest writes, a restored backup — without the
+// epoch key showing it.
+func (c *Conn) StampKey() string { return c.Key("stamp") }
+
+// ErrRolledBack is returned (wrapping ErrUnavailable) by Stamp when Redis
+// went back to an older state: a new epoch has begun, and the operation
+// that found it must be refused (its caller was checked against the old
+// epoch).
+var ErrRolledBack = fmt.Errorf("%w: the shared state went back to an older version; a new epoch began", ErrUnavailable)
+
+// Stamp records the write stamp a script read (or wrote) in epoch id. A
+// stamp lower than one seen before in the same epoch starts a new epoch
+// and returns ErrRolledBack. A stamp of another epoch is ignored (the
+// caller handles the epoch change).
+func (c *Conn) Stamp(ctx context.Context, id string, stamp int64) error {
+	c.stampMu.Lock()
+	if ep := c.epoch.Load(); ep == nil || ep.ID != id {
+		c.stampMu.Unlock()
+		return nil
+	}
+	if c.stampEpoch != id {
+		c.stampEpoch, c.stampMax = id, 0
+	}
+	if stamp >= c.stampMax {
+		c.stampMax = stamp
+		c.stampMu.Unlock()
+		return nil
+	}
+	seen := c.stampMax
+	c.stampMu.Unlock()
+	c.log.Warn("redis: the shared state went back to an older version", "stamp", stamp, "seen", seen)
+	if err := c.ForceNewEpoch(ctx, "the shared state went back to an older version"); err != nil {
+		return err
+	}
+	return ErrRolledBack
+}
+
 // OnEpoch registers fn to be called (on the goroutine that noticed it)
 // when the data is found lost and a new epoch begins.
 func (c *Conn) OnEpoch(fn func(Epoch)) (cancel func()) {
@@ -282,14 +330,14 @@ func (c *Conn) heartbeat() time.Duration { return max(c.cfg.Timeout/4, 10*time.M
 // network partition) the cache cannot receive invalidations, so what it
 // holds may be stale and must not be trusted.
 func (c *Conn) Fresh() error {
-	last := c.lastOK.Load()
-	if since := time.Duration(time.Now().UnixNano() - last); since > c.cfg.Timeout+c.heartbeat() {
+	since := time.Since(c.start) - time.Duration(c.lastOK.Load())
+	if since > c.cfg.Timeout+c.heartbeat() {
 		return Unavailable(fmt.Errorf("no answer from redis for %v", since.Round(time.Millisecond)))
 	}
 	return nil
 }
 
-func (c *Conn) answered() { c.lastOK.Store(time.Now().UnixNano()) }
+func (c *Conn) answered() { c.lastOK.Store(int64(time.Since(c.start))) }
 
 // Answered records that Redis just answered a command (for Fresh).
 func (c *Conn) Answered() { c.answered() }
@@ -326,7 +374,7 @@ func (c *Conn) run() {
 // what is stored.
 func (c *Conn) CheckEpoch(ctx context.Context) error {
 	candidate := encodeEpoch(Epoch{ID: NewID(), Since: c.cfg.Now()})
-	s, err := c.refresh.Exec(ctx, c.client, []string{c.EpochKey()},
+	s, err := c.refresh.Exec(ctx, c.client, []string{c.EpochKey(), c.StampKey()},
 		[]string{candidate, strconv.FormatInt(c.cfg.EpochTTL.Milliseconds(), 10)}).ToString()
 	if err != nil {
 		return Unavailable(err)
@@ -351,8 +399,8 @@ func (c *Conn) CheckEpoch(ctx context.Context) error {
 // missed the latest writes). Every replica adopts it on its next check.
 func (c *Conn) ForceNewEpoch(ctx context.Context, why string) error {
 	ep := Epoch{ID: NewID(), Since: time.Unix(0, c.cfg.Now().UnixNano())} // as every replica decodes it
-	err := c.client.Do(ctx, c.client.B().Set().Key(c.EpochKey()).Value(encodeEpoch(ep)).
-		PxMilliseconds(c.cfg.EpochTTL.Milliseconds()).Build()).Error()
+	err := forceScript.Exec(ctx, c.client, []string{c.EpochKey(), c.StampKey()},
+		[]string{encodeEpoch(ep), strconv.FormatInt(c.cfg.EpochTTL.Milliseconds(), 10)}).Error()
 	if err != nil {
 		return Unavailable(err)
 	}
@@ -362,15 +410,11 @@ func (c *Conn) ForceNewEpoch(ctx context.Context, why string) error {
 	return nil
 }
 
-// EpochLost handles a script that found another epoch value, or none
-// (current == "").
-func (c *Conn) EpochLost(ctx context.Context, current string) error {
-	if current != "" {
-		if ep, err := decodeEpoch(current); err == nil {
-			c.adopt(ep)
-			return nil
-		}
-	}
+// EpochLost handles a script that found another epoch value, or none. It
+// reads the epoch again rather than trusting the value the script saw: a
+// concurrent replica may have started a newer one since, and a replica
+// must never go back to an older epoch.
+func (c *Conn) EpochLost(ctx context.Context, _ string) error {
 	return c.CheckEpoch(ctx)
 }
 
@@ -421,18 +465,27 @@ func decodeEpoch(s string) (Epoch, error) {
 	return Epoch{ID: id, Since: time.Unix(0, n)}, nil
 }
 
-// epochScript: KEYS[1] epoch key; ARGV[1] a new epoch value, ARGV[2] the
-// TTL in ms. It creates the key when absent, refreshes its TTL and
-// returns its value.
+// epochScript: KEYS[1] epoch key, KEYS[2] the stamp key; ARGV[1] a new
+// epoch value, ARGV[2] the TTL in ms. It creates the epoch when absent
+// (with a fresh stamp), refreshes both TTLs and returns the epoch.
 const epochScript = `
 local cur = redis.call('GET', KEYS[1])
 if not cur then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2])
   return ARGV[1]
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return cur
 `
+
+// forceScript: KEYS epoch, stamp; ARGV the new epoch value, TTL ms.
+var forceScript = rueidis.NewLuaScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+`)
 
 // EpochCheckLua is a Lua fragment for scripts whose KEYS[1] is the epoch
 // key and ARGV[1] the epoch id they expect: it returns {'epoch', value}

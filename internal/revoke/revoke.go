@@ -155,7 +155,6 @@ type List struct {
 	// A shared list (Config.Redis).
 	rc          *redisconn.Conn
 	sharedVer   atomic.Pointer[string]    // the shared version of snap
-	maxSeq      atomic.Int64              // the highest write sequence number of the shared list seen
 	floor       atomic.Pointer[time.Time] // the epoch's start (KindEpoch)
 	cancelEpoch func()
 	stop, done  chan struct{}

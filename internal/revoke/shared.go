@@ -43,24 +43,24 @@ const syncCacheTTL = time.Minute
 
 func (l *List) verKey() string { return l.rc.Key("rev:ver") }
 func (l *List) docKey() string { return l.rc.Key("rev:doc") }
-func (l *List) seqKey() string { return l.rc.Key("rev:seq") }
 
-// readScript: KEYS epoch, ver, doc, seq → {epoch, ver, doc, seq} (""
-// when absent).
+// readScript: KEYS epoch, ver, doc, write stamp → {epoch, ver, doc,
+// stamp} ("" when absent).
 var readScript = rueidis.NewLuaScriptReadOnly(`
 return {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[4]) or ''}
 `)
 
-// casScript: KEYS ver, doc, seq; ARGV expected ver, new ver, doc, TTL ms.
-// It answers the write's sequence number (a counter of writes), or 0 when
-// the version was not the expected one.
+// casScript: KEYS ver, doc, write stamp, epoch; ARGV expected ver, new
+// ver, doc, TTL ms. It answers the epoch's write stamp after the write
+// (see redisconn.Conn.StampKey), or 0 when the version was not the
+// expected one.
 var casScript = rueidis.NewLuaScript(`
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-local seq = redis.call('INCR', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-return seq
+local st = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[4]))
+return st
 `)
 
 // Sync makes the snapshot current with the shared list (a no-op without
@@ -100,23 +100,43 @@ func (l *List) sync(ctx context.Context, cached bool) error {
 	ctx, cancel := context.WithTimeout(ctx, l.rc.Timeout())
 	defer cancel()
 	c := l.rc.Client()
-	var v string
+	// The version and the epoch together: a new epoch (started by a
+	// replica that found the data lost or rolled back) is noticed even
+	// when the version looks unchanged.
+	var vals []rueidis.RedisMessage
 	var err error
 	if cached {
-		v, err = c.DoCache(ctx, c.B().Get().Key(l.verKey()).Cache(), syncCacheTTL).ToString()
+		resps := c.DoMultiCache(ctx,
+			rueidis.CT(c.B().Get().Key(l.verKey()).Cache(), syncCacheTTL),
+			rueidis.CT(c.B().Get().Key(l.rc.EpochKey()).Cache(), syncCacheTTL))
+		for _, r := range resps {
+			m, e := r.ToMessage()
+			if e != nil && !rueidis.IsRedisNil(e) {
+				err = e
+			}
+			vals = append(vals, m)
+		}
 	} else {
-		v, err = c.Do(ctx, c.B().Get().Key(l.verKey()).Build()).ToString()
-		if err == nil || rueidis.IsRedisNil(err) {
+		vals, err = c.Do(ctx, c.B().Mget().Key(l.verKey(), l.rc.EpochKey()).Build()).ToArray()
+		if err == nil {
 			l.rc.Answered()
 		}
 	}
-	switch {
-	case rueidis.IsRedisNil(err):
-		v = ""
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
 	}
-	if p := l.sharedVer.Load(); p != nil && *p == v {
+	if len(vals) != 2 {
+		return fmt.Errorf("revoke: %w: %d values for the version and the epoch", ErrCorrupt, len(vals))
+	}
+	str := func(m rueidis.RedisMessage) string {
+		if m.IsNil() {
+			return ""
+		}
+		s, _ := m.ToString()
+		return s
+	}
+	v, ep := str(vals[0]), str(vals[1])
+	if p := l.sharedVer.Load(); p != nil && *p == v && redisconn.MatchEpoch(ep, l.rc.Epoch()) {
 		return nil
 	}
 	return l.reloadShared(ctx)
@@ -148,30 +168,29 @@ func (l *List) reloadShared(ctx context.Context) error {
 // fetchShared reads the document and its version, after checking the
 // epoch. l.mu is held.
 func (l *List) fetchShared(ctx context.Context) (set, string, error) {
-	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey(), l.seqKey()}, nil).AsStrSlice()
+	epoch := l.rc.Epoch().ID
+	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey(), l.rc.StampKey()}, nil).AsStrSlice()
 	if err != nil {
 		return set{}, "", fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
 	}
 	if len(vals) != 4 {
 		return set{}, "", fmt.Errorf("revoke: %w: %d values from the read script", ErrCorrupt, len(vals))
 	}
-	seq, _ := strconv.ParseInt(vals[3], 10, 64)
+	stamp, _ := strconv.ParseInt(vals[3], 10, 64)
 	if !redisconn.MatchEpoch(vals[0], l.rc.Epoch()) {
 		// The data was lost: adopt the new epoch (which sets the floor)
 		// before believing what is stored now.
 		if err := l.rc.EpochLost(ctx, vals[0]); err != nil {
 			return set{}, "", fmt.Errorf("revoke: %w", err)
 		}
-	} else if l.rolledBack(seq, vals[2] == "") {
-		// Same epoch, older list: a failover to a replica that missed
+	} else if err := l.rc.Stamp(ctx, epoch, stamp); err != nil {
+		// Same epoch, older state: a failover to a replica that missed
 		// the latest writes, or a restored backup. The revocations
-		// written since are gone: start a new epoch (its floor refuses
-		// every token they could have covered).
-		if err := l.rc.ForceNewEpoch(ctx, "the shared revocation list went back to an older version"); err != nil {
-			return set{}, "", fmt.Errorf("revoke: %w", err)
-		}
+		// written since may be gone: a new epoch began, whose floor
+		// refuses every token they could have covered; the request that
+		// found it is refused.
+		return set{}, "", fmt.Errorf("revoke: %w", err)
 	}
-	l.maxSeq.Store(max(seq, 0))
 	if vals[2] == "" {
 		return makeSet(0), vals[1], nil
 	}
@@ -210,15 +229,18 @@ func (l *List) updateShared(now time.Time, apply func(set) error, changed *[]Ent
 		}
 		nv := redisconn.NewID()
 		ttl := sharedTTL(next, now)
-		seq, err := casScript.Exec(ctx, l.rc.Client(), []string{l.verKey(), l.docKey(), l.seqKey()},
+		epoch := l.rc.Epoch().ID
+		stamp, err := casScript.Exec(ctx, l.rc.Client(), []string{l.verKey(), l.docKey(), l.rc.StampKey(), l.rc.EpochKey()},
 			[]string{ver, nv, string(doc), strconv.FormatInt(ttl.Milliseconds(), 10)}).AsInt64()
 		if err != nil {
 			return fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
 		}
-		if seq == 0 {
+		if stamp == 0 {
 			continue // another replica wrote: apply on its result
 		}
-		l.maxSeq.Store(seq)
+		if err := l.rc.Stamp(ctx, epoch, stamp); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
 		prev := *l.snap.Load()
 		l.snap.Store(&next)
 		l.sharedVer.Store(&nv)
@@ -226,28 +248,6 @@ func (l *List) updateShared(now time.Time, apply func(set) error, changed *[]Ent
 		return nil
 	}
 	return errors.New("revoke: the shared list kept changing under concurrent writes; try again")
-}
-
-// rolledBack reports whether the shared list read (its write sequence
-// number, or none) is older than one this replica has seen: a lower
-// sequence number, or no list at all while the replica's list still holds
-// a live revocation (a list expires only once its last entry has). l.mu
-// is held.
-func (l *List) rolledBack(seq int64, absent bool) bool {
-	seen := l.maxSeq.Load()
-	if seen == 0 {
-		return false
-	}
-	if !absent {
-		return seq < seen
-	}
-	now := l.clock()
-	for _, e := range l.snap.Load().all() {
-		if now.Before(e.Until) {
-			return true
-		}
-	}
-	return false
 }
 
 // sharedTTL is how long the shared document must live: until its last
@@ -269,6 +269,9 @@ func sharedTTL(s set, now time.Time) time.Duration {
 // just after it is not refused for its rounded-down iat.
 func (l *List) setFloor(floor time.Time) {
 	floor = floor.Round(0).UTC().Truncate(time.Second)
+	if cur := l.floor.Load(); cur != nil && cur.After(floor) {
+		return // never lower: epochs only move forward
+	}
 	l.floor.Store(&floor)
 	l.notify([]Entry{l.floorEntry(floor)})
 }
@@ -332,10 +335,7 @@ func (l *List) startShared(rc *redisconn.Conn, every time.Duration) (*List, erro
 		return nil, err
 	}
 	l.setFloor(rc.Epoch().Since)
-	l.cancelEpoch = rc.OnEpoch(func(ep redisconn.Epoch) {
-		l.maxSeq.Store(0) // the new epoch's list counts its writes afresh
-		l.setFloor(ep.Since)
-	})
+	l.cancelEpoch = rc.OnEpoch(func(ep redisconn.Epoch) { l.setFloor(ep.Since) })
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
 	go l.runShared(every)
 	return l, nil

@@ -256,7 +256,7 @@ func TestSharedRollbackDetected(t *testing.T) {
 				t.Fatal(err)
 			}
 			saved := map[string]string{}
-			for _, k := range []string{"mcpgate:rev:doc", "mcpgate:rev:ver", "mcpgate:rev:seq"} {
+			for _, k := range []string{"mcpgate:rev:doc", "mcpgate:rev:ver", "mcpgate:stamp"} {
 				v, err := raw.Do(t.Context(), raw.B().Get().Key(k).Build()).ToString()
 				if err != nil {
 					t.Fatalf("%s: %v", k, err)
@@ -277,13 +277,14 @@ func TestSharedRollbackDetected(t *testing.T) {
 			}
 			tc.rollback(t, raw, saved)
 			for deadline := time.Now().Add(2 * time.Second); cb.Epoch().ID == first.ID && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-				if err := b.Sync(t.Context()); err != nil {
+				if err := b.Sync(t.Context()); err != nil && !errors.Is(err, redisconn.ErrRolledBack) {
 					t.Fatal(err)
 				}
 			}
 			if cb.Epoch().ID == first.ID {
 				t.Fatal("the rollback was not noticed: no new epoch")
 			}
+			b.Sync(t.Context()) // the sync that found the rollback was refused; this one loads the list
 			if e, revoked := b.Check(tok); !revoked || e.Kind != KindEpoch {
 				t.Errorf("the token whose revocation was rolled back: revoked %v by %+v, want refused by the new epoch", revoked, e)
 			}
@@ -295,6 +296,36 @@ func TestSharedRollbackDetected(t *testing.T) {
 				t.Errorf("replica A stayed in epoch %v (B: %v)", ca.Epoch(), cb.Epoch())
 			}
 		})
+	}
+}
+
+// A list that expires on its own (its last entry expired) is not taken
+// for a rollback: no new epoch, no token refused.
+func TestSharedExpiryIsNotRollback(t *testing.T) {
+	srv := redistest.Start(t)
+	c := sharedConn(t, srv, time.Second)
+	l := sharedList(t, c)
+	first := c.Epoch()
+	if _, err := l.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "j", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawRedis(t, srv)
+	for _, k := range []string{"mcpgate:rev:doc", "mcpgate:rev:ver"} { // as their TTL does
+		raw.Do(t.Context(), raw.B().Del().Key(k).Build())
+	}
+	for range 3 {
+		if err := l.SyncStrict(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "k", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Epoch().ID != first.ID {
+		t.Error("an expired list started a new epoch")
+	}
+	if _, revoked := l.Check(Token{Issuer: sharedIss, JTI: "other", IssuedAt: time.Now().Add(2 * time.Second)}); revoked {
+		t.Error("an unrelated token refused after the list expired")
 	}
 }
 
@@ -388,4 +419,56 @@ func TestSharedFrozenFailsClosed(t *testing.T) {
 		}
 	}
 	t.Fatalf("no recovery after the thaw: %v", err)
+}
+
+// A replica that never saw the revocation a rollback lost still refuses
+// its token on its next check, once the replica that noticed the rollback
+// started a new epoch.
+func TestSharedRollbackReachesReplicasThatNeverSawIt(t *testing.T) {
+	srv := redistest.Start(t)
+	ca, cc := sharedConn(t, srv, time.Second), sharedConn(t, srv, time.Second)
+	a := sharedList(t, ca)
+	c, err := New(Config{Redis: cc, SyncInterval: time.Hour}) // no background sync: only requests
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw := rawRedis(t, srv)
+	if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "before", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string]string{}
+	for _, k := range []string{"mcpgate:rev:doc", "mcpgate:rev:ver", "mcpgate:stamp"} {
+		v, _ := raw.Do(t.Context(), raw.B().Get().Key(k).Build()).ToString()
+		saved[k] = v
+	}
+	// The token is issued a second after the epoch began and a second
+	// before the rollback (iat has whole seconds).
+	time.Sleep(1100 * time.Millisecond)
+	tok := Token{Issuer: sharedIss, JTI: "lost", IssuedAt: time.Now().Truncate(time.Second)}
+	if _, revoked := c.Check(tok); revoked {
+		t.Fatal("refused before any revocation")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "lost", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range saved { // the failover: c never synced after "lost"
+		raw.Do(t.Context(), raw.B().Set().Key(k).Value(v).Build())
+	}
+	if err := a.SyncStrict(t.Context()); !errors.Is(err, redisconn.ErrRolledBack) {
+		t.Fatalf("A after the rollback: %v, want the rollback noticed", err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); cc.Epoch().ID != ca.Epoch().ID; time.Sleep(time.Millisecond) {
+		c.Sync(t.Context())
+		if time.Now().After(deadline) {
+			t.Fatalf("C stays in epoch %s (A: %s)", cc.Epoch().ID, ca.Epoch().ID)
+		}
+	}
+	if e, revoked := c.Check(tok); !revoked || e.Kind != KindEpoch {
+		t.Errorf("C: the token whose revocation the rollback lost: revoked %v by %+v, want refused by the new epoch", revoked, e)
+	}
 }

@@ -496,36 +496,34 @@ func (r *Redis) TaskOwnedBy(ctx context.Context, route, taskID string, p Princip
 // id (args[0] is overwritten with it). When the script finds another
 // epoch, the connection adopts it and the script runs once more.
 func (r *Redis) exec(ctx context.Context, s *rueidis.Lua, keys []string, args ...string) ([]rueidis.RedisMessage, string, error) {
-	for attempt := 0; ; attempt++ {
-		args[0] = r.conn.Epoch().ID
-		msgs, err := s.Exec(ctx, r.client, keys, args).ToArray()
-		if err != nil {
-			return nil, "", redisconn.Unavailable(err)
-		}
-		if len(msgs) == 0 {
-			return nil, "", corrupt("empty script answer")
-		}
-		tag, err := msgs[0].ToString()
-		if err != nil {
-			return nil, "", corrupt("script answer")
-		}
-		if tag != "epoch" {
-			return msgs, tag, nil
-		}
-		if attempt > 0 {
-			return nil, "", fmt.Errorf("%w: the store's epoch keeps changing", redisconn.ErrUnavailable)
-		}
-		current := ""
-		if len(msgs) > 1 {
-			current, _ = msgs[1].ToString()
-		}
-		if err := r.conn.EpochLost(ctx, current); err != nil {
-			if errors.Is(err, redisconn.ErrUnavailable) {
-				return nil, "", err
-			}
-			return nil, "", redisconn.Unavailable(err)
-		}
+	args[0] = r.conn.Epoch().ID
+	msgs, err := s.Exec(ctx, r.client, keys, args).ToArray()
+	if err != nil {
+		return nil, "", redisconn.Unavailable(err)
 	}
+	if len(msgs) == 0 {
+		return nil, "", corrupt("empty script answer")
+	}
+	tag, err := msgs[0].ToString()
+	if err != nil {
+		return nil, "", corrupt("script answer")
+	}
+	if tag != "epoch" {
+		return msgs, tag, nil
+	}
+	current := ""
+	if len(msgs) > 1 {
+		current, _ = msgs[1].ToString()
+	}
+	if err := r.conn.EpochLost(ctx, current); err != nil {
+		if errors.Is(err, redisconn.ErrUnavailable) {
+			return nil, "", err
+		}
+		return nil, "", redisconn.Unavailable(err)
+	}
+	// The request was checked (its token against the revocations) before
+	// the new epoch began: refuse it; its retry meets the epoch's floor.
+	return nil, "", fmt.Errorf("%w: the shared state was lost or reset; a new epoch began", redisconn.ErrUnavailable)
 }
 
 // recentWrites remembers, for a short while, the generation this replica

@@ -67,7 +67,6 @@ type Redis struct {
 
 type histSnap struct {
 	ver  string
-	n    int64 // the history's write count when cached
 	hist *History
 }
 
@@ -78,6 +77,11 @@ type ctrSnap struct {
 }
 
 var _ Store = (*Redis)(nil)
+
+// errNewEpoch refuses the call that found a new epoch: it was checked
+// (its token against the revocations) before the epoch began; its retry
+// meets the new epoch's floor.
+var errNewEpoch = fmt.Errorf("%w: the shared state was lost or reset; a new epoch began", ErrUnavailable)
 
 // ErrConflict is returned when an Update kept losing to concurrent
 // changes of the same records.
@@ -177,7 +181,6 @@ func newVersion() string { return redisconn.NewID() }
 // and whether they were read from Redis during this Update.
 type view struct {
 	hver     string
-	hn       int64 // the history's write count (see rolledBack)
 	hist     *History
 	cvers    []string
 	ctrs     []*Counter
@@ -197,7 +200,7 @@ func (r *Redis) cached(h Key, c []Key) *view {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.hists[h]; s != nil {
-		v.hver, v.hn, v.hist = s.ver, s.n, s.hist
+		v.hver, v.hist = s.ver, s.hist
 	} else {
 		v.hist = &History{}
 	}
@@ -232,7 +235,6 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 	defer cancel()
 	now := r.cfg.Now()
 	v := r.cached(h, c)
-	epochRetried := false
 	for attempt := range maxAttempts {
 		if attempt >= 2 {
 			// Lost twice to another replica: step aside for a moment.
@@ -258,20 +260,12 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 			case err != nil:
 				return err
 			case res.epoch:
-				if epochRetried {
-					return fmt.Errorf("%w: the store's epoch keeps changing", ErrUnavailable)
-				}
-				epochRetried = true
 				if err := r.conn.EpochLost(ctx, res.current); err != nil {
 					return err
 				}
 				r.dropCache()
-				v = r.cached(h, c)
-				continue
+				return errNewEpoch
 			case res.fresh != nil:
-				if err := r.checkRollback(ctx, v, res.fresh, now); err != nil {
-					return err
-				}
 				v = res.fresh
 				continue
 			}
@@ -292,24 +286,16 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 			r.forget(h, c) // the write may or may not have happened
 			return err
 		case res.epoch:
-			if epochRetried {
-				return fmt.Errorf("%w: the store's epoch keeps changing", ErrUnavailable)
-			}
-			epochRetried = true
 			if err := r.conn.EpochLost(ctx, res.current); err != nil {
 				return err
 			}
 			r.dropCache()
-			v = r.cached(h, c)
-			continue
+			return errNewEpoch
 		case res.fresh != nil:
-			if err := r.checkRollback(ctx, v, res.fresh, now); err != nil {
-				return err
-			}
 			v = res.fresh
 			continue
 		}
-		r.remember(h, c, res.hver, res.hn, hist, res.cvers, ctrs, now)
+		r.remember(h, c, res.hver, hist, res.cvers, ctrs, now)
 		return nil
 	}
 	return ErrConflict
@@ -332,7 +318,6 @@ type result struct {
 	current string // the epoch found, when epoch
 	fresh   *view  // the current records, when the expected versions were stale
 	hver    string // the versions written, on success
-	hn      int64  // the history's write count after the write
 	cvers   []string
 }
 
@@ -352,7 +337,7 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 			gkey, gwant = k, want
 		}
 	}
-	keys = append(keys, gkey)
+	keys = append(keys, r.conn.StampKey(), gkey)
 	write := hist != nil
 	args := make([]string, 0, 8+len(added)+3*len(c))
 	mode := "r"
@@ -415,12 +400,9 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	switch tag {
 	case "ok":
 		res.hver, res.cvers = newH, cvers
-		if len(msgs) > 1 {
-			res.hn, _ = msgs[1].AsInt64()
-		}
-		return res, nil
+		return res, r.stamp(ctx, ep.ID, msgs, 1)
 	case "current":
-		return res, nil
+		return res, r.stamp(ctx, ep.ID, msgs, 1)
 	case "guard":
 		return res, ErrGuardChanged
 	case "epoch":
@@ -435,12 +417,12 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 			return res, err
 		}
 		res.fresh = fresh
-		return res, nil
+		return res, r.stamp(ctx, ep.ID, msgs, 4)
 	}
 	return res, fmt.Errorf("%w: unexpected answer %q from the update script", errCorrupt, tag)
 }
 
-// decodeStale decodes {"stale", hver, hmeta, {entries}, hwrites, then per
+// decodeStale decodes {"stale", hver, hmeta, {entries}, stamp, then per
 // counter: cver, seen, {times}}.
 func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) {
 	if len(msgs) != 5+3*nc {
@@ -475,13 +457,6 @@ func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) 
 	}
 	if v.hist, err = decodeHistory(meta, entries, r.cfg.MaxEntries); err != nil {
 		return nil, err
-	}
-	if n, err := str(4); err != nil {
-		return nil, err
-	} else if n != "" {
-		if v.hn, err = strconv.ParseInt(n, 10, 64); err != nil || v.hn < 0 {
-			return nil, fmt.Errorf("%w: history write count", errCorrupt)
-		}
 	}
 	for i := range nc {
 		if v.cvers[i], err = str(5 + 3*i); err != nil {
@@ -523,11 +498,11 @@ func counterDelta(prev, next []time.Time) (trim int, add []time.Time) {
 }
 
 // remember caches the records just written.
-func (r *Redis) remember(h Key, c []Key, hver string, hn int64, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
+func (r *Redis) remember(h Key, c []Key, hver string, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.boundLocked(1 + len(c))
-	r.hists[h] = &histSnap{ver: hver, n: hn, hist: hist}
+	r.hists[h] = &histSnap{ver: hver, hist: hist}
 	for i, k := range c {
 		r.counters[k] = &ctrSnap{ver: cvers[i], c: ctrs[i], seen: now}
 	}
@@ -574,17 +549,18 @@ func (r *Redis) Cached() int {
 // versions of a history and its counters and, in a write mode, writes them.
 //
 // KEYS: epoch, history header (hash v/d), history entries (list), then
-// per counter: header (hash v/s) and times (list), then the guard key.
+// per counter: header (hash v/s) and times (list), then the epoch's write
+// stamp and the guard key.
 // ARGV: epoch id, mode ("r" check, "w" write, "wr" write replacing the
 // entries), TTL ms, max entries, expected history version, new version,
 // new header, n, n entries, then per counter: expected version, new
 // version, seen, trim (times dropped from the front; -1: all), m, m times,
 // then the guard's expected value ("*": none).
 //
-// Answers {"epoch", current-or-""}, {"guard"}, {"stale", hver, hdata, {entries}, hwrites,
-// then per counter cver, seen, {times}}, {"current"} (mode r) or {"ok",
-// hwrites}: the history's write count, which only grows while the key
-// lives (see checkRollback).
+// Answers {"epoch", current-or-""}, {"guard"}, {"stale", hver, hdata, {entries}, stamp,
+// then per counter cver, seen, {times}}, {"current", stamp} (mode r) or
+// {"ok", stamp}: the epoch's write stamp (redisconn.Conn.StampKey), which
+// a write increments.
 const updateScript = `
 local function rpush_args(key, from, to)
   while from <= to do
@@ -595,8 +571,9 @@ local function rpush_args(key, from, to)
 end
 local gw = ARGV[#ARGV]
 if gw ~= '*' and (redis.call('GET', KEYS[#KEYS]) or '') ~= gw then return {'guard'} end
+local sk = KEYS[#KEYS - 1]
 local n = tonumber(ARGV[8])
-local nc = (#KEYS - 4) / 2
+local nc = (#KEYS - 5) / 2
 local stale = (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[5]
 local pos = 9 + n
 local cpos = {}
@@ -606,8 +583,8 @@ for i = 1, nc do
   pos = pos + 5 + tonumber(ARGV[pos + 4])
 end
 if stale then
-  local h = redis.call('HMGET', KEYS[2], 'v', 'd', 'n')
-  local out = {'stale', h[1] or '', h[2] or '', redis.call('LRANGE', KEYS[3], 0, -1), h[3] or ''}
+  local h = redis.call('HMGET', KEYS[2], 'v', 'd')
+  local out = {'stale', h[1] or '', h[2] or '', redis.call('LRANGE', KEYS[3], 0, -1), redis.call('GET', sk) or ''}
   for i = 1, nc do
     local c = redis.call('HMGET', KEYS[2 + 2 * i], 'v', 's')
     out[#out + 1] = c[1] or ''
@@ -616,10 +593,9 @@ if stale then
   end
   return out
 end
-if ARGV[2] == 'r' then return {'current'} end
+if ARGV[2] == 'r' then return {'current', redis.call('GET', sk) or ''} end
 local ttl = tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], 'v', ARGV[6], 'd', ARGV[7])
-local hn = redis.call('HINCRBY', KEYS[2], 'n', 1)
 redis.call('PEXPIRE', KEYS[2], ttl)
 if ARGV[2] == 'wr' then redis.call('DEL', KEYS[3]) end
 if n > 0 then
@@ -641,26 +617,40 @@ for i = 1, nc do
   if add > 0 then rpush_args(tk, p + 5, p + 4 + add) end
   redis.call('PEXPIRE', tk, ttl)
 end
-return {'ok', hn}
+local st = redis.call('INCR', sk)
+redis.call('PEXPIRE', sk, redis.call('PTTL', KEYS[1]))
+return {'ok', st}
 `
 
-// checkRollback compares a history read from Redis with this replica's
-// cached copy: a history written since it was cached has a higher write
-// count. A lower one while the key cannot have expired (the copy is less
-// than half the idle timeout old) means Redis went back to an older state
-// within the same epoch — a failover to a replica that missed the latest
-// writes, a restored backup — and taint or budget events were lost: a new
-// epoch is started, whose floor refuses the tokens issued before it.
-func (r *Redis) checkRollback(ctx context.Context, cached, fresh *view, now time.Time) error {
-	if cached.verified || cached.reset || cached.hver == "" || fresh.hn >= cached.hn ||
-		now.Sub(cached.hist.LastSeen) >= r.cfg.IdleTimeout/2 {
-		return nil
-	}
-	if err := r.conn.ForceNewEpoch(ctx, "a history went back to an older version"); err != nil {
+// stamp passes the write stamp at msgs[i] (see redisconn.Conn.StampKey)
+// to the connection, which notices a rollback.
+func (r *Redis) stamp(ctx context.Context, epoch string, msgs []rueidis.RedisMessage, i int) error {
+	if err := r.stampOf(ctx, epoch, msgs, i); err != nil {
+		if errors.Is(err, redisconn.ErrUnavailable) {
+			r.dropCache()
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 		return err
 	}
-	r.dropCache()
-	// This call was authenticated before the new epoch: refuse it; its
-	// retry meets the epoch's floor.
-	return fmt.Errorf("%w: the shared state went back to an older version; a new epoch began", ErrUnavailable)
+	return nil
+}
+
+func (r *Redis) stampOf(ctx context.Context, epoch string, msgs []rueidis.RedisMessage, i int) error {
+	if len(msgs) <= i {
+		return fmt.Errorf("%w: no write stamp in the update script's answer", errCorrupt)
+	}
+	if n, err := msgs[i].ToInt64(); err == nil { // INCR's answer
+		return r.conn.Stamp(ctx, epoch, n)
+	}
+	v, err := msgs[i].ToString()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	n := int64(0)
+	if v != "" {
+		if n, err = strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
+			return fmt.Errorf("%w: write stamp", errCorrupt)
+		}
+	}
+	return r.conn.Stamp(ctx, epoch, n)
 }
