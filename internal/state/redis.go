@@ -87,8 +87,10 @@ var errNewEpoch = fmt.Errorf("%w: the shared state was lost or reset; a new epoc
 // changes of the same records.
 var ErrConflict = errors.New("state: the records kept changing under concurrent updates")
 
-// maxAttempts bounds the retries of one Update.
-const maxAttempts = 16
+// maxAttempts bounds the retries of one Update (the operation timeout
+// bounds them too): losing this often takes many replicas hammering one
+// run at once.
+const maxAttempts = 64
 
 // NewRedis returns a store on conn. Close it to stop its epoch
 // subscription (the Conn is the caller's).
