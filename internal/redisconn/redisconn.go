@@ -89,12 +89,10 @@ type Conn struct {
 	start  time.Time
 
 	// The highest write stamp seen in the current epoch (see Stamp).
-	stampMu    sync.Mutex
-	stampEpoch string
-	stampMax   int64
-	subMu      sync.Mutex
-	subs       map[uint64]func(Epoch)
-	nextSub    uint64
+	stamps  Stamps
+	subMu   sync.Mutex
+	subs    map[uint64]func(Epoch)
+	nextSub uint64
 
 	stop chan struct{}
 	done chan struct{}
@@ -264,41 +262,75 @@ func (c *Conn) Epoch() Epoch { return *c.epoch.Load() }
 func (c *Conn) EpochKey() string { return c.Key("epoch") }
 
 // StampKey is the key of the epoch's write stamp: a counter that every
-// write of shared state increments (INCR) and that lives exactly as long
-// as the epoch (the epoch refresh keeps its TTL). It only grows within an
-// epoch, whatever expires; so a replica that reads a lower stamp than one
-// it has seen knows Redis went back to an older state — a failover to a
-// replica that missed the latest writes, a restored backup — without the
-// epoch key showing it.
+// write of sequence state and revocations increments (INCR) and that lives
+// exactly as long as the epoch (the epoch refresh keeps its TTL). It only
+// grows within an epoch, whatever expires. So a script that reads a lower
+// stamp than one this replica had seen before sending it — or a record
+// written at a lower stamp than a version of it this replica saw — shows
+// that Redis went back to an older state (a failover to a replica that
+// missed the latest writes, a restored backup) without the epoch key
+// showing it.
 func (c *Conn) StampKey() string { return c.Key("stamp") }
 
-// ErrRolledBack is returned (wrapping ErrUnavailable) by Stamp when Redis
-// went back to an older state: a new epoch has begun, and the operation
-// that found it must be refused (its caller was checked against the old
-// epoch).
+// ErrRolledBack is returned (wrapping ErrUnavailable) when Redis went back
+// to an older state: a new epoch has begun, and the operation that found
+// it must be refused (its caller was checked against the old epoch).
 var ErrRolledBack = fmt.Errorf("%w: the shared state went back to an older version; a new epoch began", ErrUnavailable)
 
-// Stamp records the write stamp a script read (or wrote) in epoch id. A
-// stamp lower than one seen before in the same epoch starts a new epoch
-// and returns ErrRolledBack. A stamp of another epoch is ignored (the
-// caller handles the epoch change).
-func (c *Conn) Stamp(ctx context.Context, id string, stamp int64) error {
-	c.stampMu.Lock()
+// Stamps tracks the highest write stamp seen in an epoch: for the epoch
+// as a whole (Conn.StampFloor) or for one record.
+type Stamps struct {
+	mu    sync.Mutex
+	epoch string
+	max   int64
+}
+
+// Floor returns the highest stamp seen in epoch id (0 in another epoch).
+func (s *Stamps) Floor(id string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != id {
+		return 0
+	}
+	return s.max
+}
+
+// Saw records stamp as seen in epoch id.
+func (s *Stamps) Saw(id string, stamp int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != id {
+		s.epoch, s.max = id, 0
+	}
+	s.max = max(s.max, stamp)
+}
+
+// StampFloor returns the highest epoch stamp this replica has seen in
+// epoch id. Take it before sending a script and pass it to Stamp with the
+// stamp the script answers: the answer cannot be lower unless Redis went
+// back (a lower answer than a stamp seen only while the script was in
+// flight is ordinary concurrency).
+func (c *Conn) StampFloor(id string) int64 { return c.stamps.Floor(id) }
+
+// Stamp records the epoch stamp a script answered in epoch id, sent when
+// the floor was floor. A lower stamp starts a new epoch and returns
+// ErrRolledBack. Another epoch's stamp is ignored (the caller handles the
+// epoch change).
+func (c *Conn) Stamp(ctx context.Context, id string, stamp, floor int64) error {
 	if ep := c.epoch.Load(); ep == nil || ep.ID != id {
-		c.stampMu.Unlock()
 		return nil
 	}
-	if c.stampEpoch != id {
-		c.stampEpoch, c.stampMax = id, 0
+	if stamp < floor {
+		return c.RolledBack(ctx, fmt.Sprintf("the write stamp is %d, %d was seen before", stamp, floor))
 	}
-	if stamp >= c.stampMax {
-		c.stampMax = stamp
-		c.stampMu.Unlock()
-		return nil
-	}
-	seen := c.stampMax
-	c.stampMu.Unlock()
-	c.log.Warn("redis: the shared state went back to an older version", "stamp", stamp, "seen", seen)
+	c.stamps.Saw(id, stamp)
+	return nil
+}
+
+// RolledBack starts a new epoch because Redis was found to have gone back
+// to an older state, and returns ErrRolledBack.
+func (c *Conn) RolledBack(ctx context.Context, why string) error {
+	c.log.Warn("redis: the shared state went back to an older version", "evidence", why)
 	if err := c.ForceNewEpoch(ctx, "the shared state went back to an older version"); err != nil {
 		return err
 	}

@@ -155,6 +155,7 @@ type List struct {
 	// A shared list (Config.Redis).
 	rc          *redisconn.Conn
 	sharedVer   atomic.Pointer[string]    // the shared version of snap
+	docStamps   redisconn.Stamps          // the highest write stamp of the shared list seen
 	floor       atomic.Pointer[time.Time] // the epoch's start (KindEpoch)
 	cancelEpoch func()
 	stop, done  chan struct{}

@@ -44,22 +44,30 @@ const syncCacheTTL = time.Minute
 func (l *List) verKey() string { return l.rc.Key("rev:ver") }
 func (l *List) docKey() string { return l.rc.Key("rev:doc") }
 
-// readScript: KEYS epoch, ver, doc, write stamp → {epoch, ver, doc,
-// stamp} ("" when absent).
+func (l *List) docStampKey() string { return l.rc.Key("rev:stamp") }
+
+// readScript: KEYS epoch, ver, doc, epoch write stamp, the doc's write
+// stamp → {epoch, ver, doc, stamp, doc stamp} ("" when absent).
 var readScript = rueidis.NewLuaScriptReadOnly(`
-return {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[4]) or ''}
+local out = {}
+for i = 1, 5 do out[i] = redis.call('GET', KEYS[i]) or '' end
+return out
 `)
 
-// casScript: KEYS ver, doc, write stamp, epoch; ARGV expected ver, new
-// ver, doc, TTL ms. It answers the epoch's write stamp after the write
-// (see redisconn.Conn.StampKey), or 0 when the version was not the
-// expected one.
+// casScript: KEYS ver, doc, epoch write stamp, epoch, doc's write stamp;
+// ARGV expected ver, new ver, doc, TTL ms, epoch id. It answers the write
+// stamp of the write (see redisconn.Conn.StampKey), 0 when the version was
+// not the expected one, -1 when the epoch is not ARGV[5].
 var casScript = rueidis.NewLuaScript(`
+local ep = redis.call('GET', KEYS[4])
+if not ep or string.sub(ep, 1, #ARGV[5] + 1) ~= ARGV[5] .. ' ' then return -1 end
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+local st = redis.call('INCR', KEYS[3])
+local ettl = redis.call('PTTL', KEYS[4])
+if ettl > 0 then redis.call('PEXPIRE', KEYS[3], ettl) end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-local st = redis.call('INCR', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[4]))
+redis.call('SET', KEYS[5], st, 'PX', ARGV[4])
 return st
 `)
 
@@ -169,27 +177,38 @@ func (l *List) reloadShared(ctx context.Context) error {
 // epoch. l.mu is held.
 func (l *List) fetchShared(ctx context.Context) (set, string, error) {
 	epoch := l.rc.Epoch().ID
-	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey(), l.rc.StampKey()}, nil).AsStrSlice()
+	floor := l.rc.StampFloor(epoch) // before sending: see redisconn.Conn.StampFloor
+	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey(), l.rc.StampKey(), l.docStampKey()}, nil).AsStrSlice()
 	if err != nil {
 		return set{}, "", fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
 	}
-	if len(vals) != 4 {
+	if len(vals) != 5 {
 		return set{}, "", fmt.Errorf("revoke: %w: %d values from the read script", ErrCorrupt, len(vals))
 	}
 	stamp, _ := strconv.ParseInt(vals[3], 10, 64)
+	docStamp, _ := strconv.ParseInt(vals[4], 10, 64)
 	if !redisconn.MatchEpoch(vals[0], l.rc.Epoch()) {
 		// The data was lost: adopt the new epoch (which sets the floor)
 		// before believing what is stored now.
 		if err := l.rc.EpochLost(ctx, vals[0]); err != nil {
 			return set{}, "", fmt.Errorf("revoke: %w", err)
 		}
-	} else if err := l.rc.Stamp(ctx, epoch, stamp); err != nil {
-		// Same epoch, older state: a failover to a replica that missed
-		// the latest writes, or a restored backup. The revocations
-		// written since may be gone: a new epoch began, whose floor
-		// refuses every token they could have covered; the request that
-		// found it is refused.
-		return set{}, "", fmt.Errorf("revoke: %w", err)
+	} else {
+		// Same epoch, older state — a failover to a replica that missed
+		// the latest writes, a restored backup — shows as a lower epoch
+		// stamp than seen before sending, or the list written at a lower
+		// stamp than a version of it seen here (later writes elsewhere
+		// cannot hide that). The revocations written since may be gone: a
+		// new epoch begins, whose floor refuses every token they could
+		// have covered; the request that found it is refused.
+		if err := l.rc.Stamp(ctx, epoch, stamp, floor); err != nil {
+			return set{}, "", fmt.Errorf("revoke: %w", err)
+		}
+		if seen := l.docStamps.Floor(epoch); docStamp > 0 && docStamp < seen {
+			err := l.rc.RolledBack(ctx, fmt.Sprintf("the revocation list written at stamp %d was read at stamp %d", seen, docStamp))
+			return set{}, "", fmt.Errorf("revoke: %w", err)
+		}
+		l.docStamps.Saw(epoch, docStamp)
 	}
 	if vals[2] == "" {
 		return makeSet(0), vals[1], nil
@@ -230,17 +249,22 @@ func (l *List) updateShared(now time.Time, apply func(set) error, changed *[]Ent
 		nv := redisconn.NewID()
 		ttl := sharedTTL(next, now)
 		epoch := l.rc.Epoch().ID
-		stamp, err := casScript.Exec(ctx, l.rc.Client(), []string{l.verKey(), l.docKey(), l.rc.StampKey(), l.rc.EpochKey()},
-			[]string{ver, nv, string(doc), strconv.FormatInt(ttl.Milliseconds(), 10)}).AsInt64()
+		floor := l.rc.StampFloor(epoch)
+		stamp, err := casScript.Exec(ctx, l.rc.Client(), []string{l.verKey(), l.docKey(), l.rc.StampKey(), l.rc.EpochKey(), l.docStampKey()},
+			[]string{ver, nv, string(doc), strconv.FormatInt(ttl.Milliseconds(), 10), epoch}).AsInt64()
 		if err != nil {
 			return fmt.Errorf("revoke: %w", redisconn.Unavailable(err))
 		}
-		if stamp == 0 {
+		switch stamp {
+		case 0:
 			continue // another replica wrote: apply on its result
+		case -1: // a new epoch began meanwhile: read it (fetchShared adopts it)
+			continue
 		}
-		if err := l.rc.Stamp(ctx, epoch, stamp); err != nil {
+		if err := l.rc.Stamp(ctx, epoch, stamp, floor); err != nil {
 			return fmt.Errorf("revoke: %w", err)
 		}
+		l.docStamps.Saw(epoch, stamp)
 		prev := *l.snap.Load()
 		l.snap.Store(&next)
 		l.sharedVer.Store(&nv)

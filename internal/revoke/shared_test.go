@@ -90,7 +90,9 @@ func TestSharedNextRequest(t *testing.T) {
 // Concurrent writes on two replicas lose none.
 func TestSharedConcurrentWrites(t *testing.T) {
 	srv := redistest.Start(t)
-	lists := []*List{sharedList(t, sharedConn(t, srv, time.Second)), sharedList(t, sharedConn(t, srv, time.Second))}
+	conns := []*redisconn.Conn{sharedConn(t, srv, time.Second), sharedConn(t, srv, time.Second)}
+	first := conns[0].Epoch().ID
+	lists := []*List{sharedList(t, conns[0]), sharedList(t, conns[1])}
 	var wg sync.WaitGroup
 	for i := range 40 {
 		wg.Go(func() {
@@ -108,6 +110,11 @@ func TestSharedConcurrentWrites(t *testing.T) {
 		}
 		if n := len(l.List()); n != 40 {
 			t.Errorf("a replica lists %d revocations, want 40", n)
+		}
+	}
+	for _, c := range conns {
+		if c.Epoch().ID != first {
+			t.Error("concurrent writes started a new epoch")
 		}
 	}
 }
@@ -470,5 +477,43 @@ func TestSharedRollbackReachesReplicasThatNeverSawIt(t *testing.T) {
 	}
 	if e, revoked := c.Check(tok); !revoked || e.Kind != KindEpoch {
 		t.Errorf("C: the token whose revocation the rollback lost: revoked %v by %+v, want refused by the new epoch", revoked, e)
+	}
+}
+
+// A rollback followed by other writes (raising the epoch stamp past what
+// the replica saw) is still noticed: the list itself was written at a
+// lower stamp than the version of it the replica saw.
+func TestSharedRollbackMaskedByLaterWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	ca := sharedConn(t, srv, time.Second)
+	a, err := New(Config{Redis: ca, SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	raw := rawRedis(t, srv)
+	first := ca.Epoch()
+	if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "kept", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string]string{}
+	for _, k := range []string{"mcpgate:rev:doc", "mcpgate:rev:ver", "mcpgate:rev:stamp", "mcpgate:stamp"} {
+		v, _ := raw.Do(t.Context(), raw.B().Get().Key(k).Build()).ToString()
+		saved[k] = v
+	}
+	if _, err := a.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: "lost", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range saved { // the failover
+		raw.Do(t.Context(), raw.B().Set().Key(k).Value(v).Build())
+	}
+	for range 5 { // other replicas' writes (tools/calls) after the failover
+		raw.Do(t.Context(), raw.B().Incr().Key("mcpgate:stamp").Build())
+	}
+	if err := a.SyncStrict(t.Context()); !errors.Is(err, redisconn.ErrRolledBack) {
+		t.Fatalf("after a rollback masked by later writes: %v, want it noticed", err)
+	}
+	if ca.Epoch().ID == first.ID {
+		t.Error("no new epoch")
 	}
 }

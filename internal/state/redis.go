@@ -66,8 +66,9 @@ type Redis struct {
 }
 
 type histSnap struct {
-	ver  string
-	hist *History
+	ver   string
+	stamp int64 // the epoch write stamp the history was written at
+	hist  *History
 }
 
 type ctrSnap struct {
@@ -183,6 +184,7 @@ func newVersion() string { return redisconn.NewID() }
 // and whether they were read from Redis during this Update.
 type view struct {
 	hver     string
+	hstamp   int64 // the write stamp of that version (0: unknown or none)
 	hist     *History
 	cvers    []string
 	ctrs     []*Counter
@@ -202,7 +204,7 @@ func (r *Redis) cached(h Key, c []Key) *view {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.hists[h]; s != nil {
-		v.hver, v.hist = s.ver, s.hist
+		v.hver, v.hstamp, v.hist = s.ver, s.stamp, s.hist
 	} else {
 		v.hist = &History{}
 	}
@@ -268,6 +270,9 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 				r.dropCache()
 				return errNewEpoch
 			case res.fresh != nil:
+				if err := r.recordRollback(ctx, v, res.fresh); err != nil {
+					return err
+				}
 				v = res.fresh
 				continue
 			}
@@ -294,10 +299,13 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 			r.dropCache()
 			return errNewEpoch
 		case res.fresh != nil:
+			if err := r.recordRollback(ctx, v, res.fresh); err != nil {
+				return err
+			}
 			v = res.fresh
 			continue
 		}
-		r.remember(h, c, res.hver, hist, res.cvers, ctrs, now)
+		r.remember(h, c, res.hver, res.hstamp, hist, res.cvers, ctrs, now)
 		return nil
 	}
 	return ErrConflict
@@ -320,6 +328,7 @@ type result struct {
 	current string // the epoch found, when epoch
 	fresh   *view  // the current records, when the expected versions were stale
 	hver    string // the versions written, on success
+	hstamp  int64  // the write stamp of that write
 	cvers   []string
 }
 
@@ -384,6 +393,7 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 		}
 	}
 	args = append(args, gwant)
+	floor := r.conn.StampFloor(ep.ID) // before sending: see redisconn.Conn.StampFloor
 	msgs, err := r.script.Exec(ctx, r.conn.Client(), keys, args).ToArray()
 	if err != nil {
 		if _, ok := rueidis.IsRedisErr(err); ok {
@@ -402,9 +412,11 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 	switch tag {
 	case "ok":
 		res.hver, res.cvers = newH, cvers
-		return res, r.stamp(ctx, ep.ID, msgs, 1)
+		res.hstamp, err = r.stamp(ctx, ep.ID, msgs, 1, floor)
+		return res, err
 	case "current":
-		return res, r.stamp(ctx, ep.ID, msgs, 1)
+		_, err := r.stamp(ctx, ep.ID, msgs, 1, floor)
+		return res, err
 	case "guard":
 		return res, ErrGuardChanged
 	case "epoch":
@@ -419,15 +431,19 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 			return res, err
 		}
 		res.fresh = fresh
-		return res, r.stamp(ctx, ep.ID, msgs, 4)
+		if fresh.hstamp, err = parseStamp(msgs[5]); err != nil {
+			return res, err
+		}
+		_, err = r.stamp(ctx, ep.ID, msgs, 4, floor)
+		return res, err
 	}
 	return res, fmt.Errorf("%w: unexpected answer %q from the update script", errCorrupt, tag)
 }
 
-// decodeStale decodes {"stale", hver, hmeta, {entries}, stamp, then per
+// decodeStale decodes {"stale", hver, hmeta, {entries}, stamp, hstamp, then per
 // counter: cver, seen, {times}}.
 func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) {
-	if len(msgs) != 5+3*nc {
+	if len(msgs) != 6+3*nc {
 		return nil, fmt.Errorf("%w: %d values in the update script's answer", errCorrupt, len(msgs))
 	}
 	str := func(i int) (string, error) {
@@ -461,14 +477,14 @@ func (r *Redis) decodeStale(msgs []rueidis.RedisMessage, nc int) (*view, error) 
 		return nil, err
 	}
 	for i := range nc {
-		if v.cvers[i], err = str(5 + 3*i); err != nil {
+		if v.cvers[i], err = str(6 + 3*i); err != nil {
 			return nil, err
 		}
-		seen, err := str(6 + 3*i)
+		seen, err := str(7 + 3*i)
 		if err != nil {
 			return nil, err
 		}
-		times, err := list(7 + 3*i)
+		times, err := list(8 + 3*i)
 		if err != nil {
 			return nil, err
 		}
@@ -500,11 +516,11 @@ func counterDelta(prev, next []time.Time) (trim int, add []time.Time) {
 }
 
 // remember caches the records just written.
-func (r *Redis) remember(h Key, c []Key, hver string, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
+func (r *Redis) remember(h Key, c []Key, hver string, hstamp int64, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.boundLocked(1 + len(c))
-	r.hists[h] = &histSnap{ver: hver, hist: hist}
+	r.hists[h] = &histSnap{ver: hver, stamp: hstamp, hist: hist}
 	for i, k := range c {
 		r.counters[k] = &ctrSnap{ver: cvers[i], c: ctrs[i], seen: now}
 	}
@@ -559,7 +575,7 @@ func (r *Redis) Cached() int {
 // version, seen, trim (times dropped from the front; -1: all), m, m times,
 // then the guard's expected value ("*": none).
 //
-// Answers {"epoch", current-or-""}, {"guard"}, {"stale", hver, hdata, {entries}, stamp,
+// Answers {"epoch", current-or-""}, {"guard"}, {"stale", hver, hdata, {entries}, stamp, hstamp,
 // then per counter cver, seen, {times}}, {"current", stamp} (mode r) or
 // {"ok", stamp}: the epoch's write stamp (redisconn.Conn.StampKey), which
 // a write increments.
@@ -585,8 +601,8 @@ for i = 1, nc do
   pos = pos + 5 + tonumber(ARGV[pos + 4])
 end
 if stale then
-  local h = redis.call('HMGET', KEYS[2], 'v', 'd')
-  local out = {'stale', h[1] or '', h[2] or '', redis.call('LRANGE', KEYS[3], 0, -1), redis.call('GET', sk) or ''}
+  local h = redis.call('HMGET', KEYS[2], 'v', 'd', 's')
+  local out = {'stale', h[1] or '', h[2] or '', redis.call('LRANGE', KEYS[3], 0, -1), redis.call('GET', sk) or '', h[3] or ''}
   for i = 1, nc do
     local c = redis.call('HMGET', KEYS[2 + 2 * i], 'v', 's')
     out[#out + 1] = c[1] or ''
@@ -597,7 +613,10 @@ if stale then
 end
 if ARGV[2] == 'r' then return {'current', redis.call('GET', sk) or ''} end
 local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[2], 'v', ARGV[6], 'd', ARGV[7])
+local st = redis.call('INCR', sk)
+local ettl = redis.call('PTTL', KEYS[1])
+if ettl > 0 then redis.call('PEXPIRE', sk, ettl) end
+redis.call('HSET', KEYS[2], 'v', ARGV[6], 'd', ARGV[7], 's', st)
 redis.call('PEXPIRE', KEYS[2], ttl)
 if ARGV[2] == 'wr' then redis.call('DEL', KEYS[3]) end
 if n > 0 then
@@ -619,40 +638,60 @@ for i = 1, nc do
   if add > 0 then rpush_args(tk, p + 5, p + 4 + add) end
   redis.call('PEXPIRE', tk, ttl)
 end
-local st = redis.call('INCR', sk)
-redis.call('PEXPIRE', sk, redis.call('PTTL', KEYS[1]))
 return {'ok', st}
 `
 
-// stamp passes the write stamp at msgs[i] (see redisconn.Conn.StampKey)
-// to the connection, which notices a rollback.
-func (r *Redis) stamp(ctx context.Context, epoch string, msgs []rueidis.RedisMessage, i int) error {
-	if err := r.stampOf(ctx, epoch, msgs, i); err != nil {
-		if errors.Is(err, redisconn.ErrUnavailable) {
-			r.dropCache()
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return err
+// stamp passes the epoch write stamp at msgs[i] (see
+// redisconn.Conn.StampKey), answered by a script sent when the floor was
+// floor, to the connection, which notices a rollback; it returns it.
+func (r *Redis) stamp(ctx context.Context, epoch string, msgs []rueidis.RedisMessage, i int, floor int64) (int64, error) {
+	if len(msgs) <= i {
+		return 0, fmt.Errorf("%w: no write stamp in the update script's answer", errCorrupt)
 	}
-	return nil
+	n, err := parseStamp(msgs[i])
+	if err != nil {
+		return 0, err
+	}
+	if err := r.conn.Stamp(ctx, epoch, n, floor); err != nil {
+		r.dropCache()
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return n, nil
 }
 
-func (r *Redis) stampOf(ctx context.Context, epoch string, msgs []rueidis.RedisMessage, i int) error {
-	if len(msgs) <= i {
-		return fmt.Errorf("%w: no write stamp in the update script's answer", errCorrupt)
+// parseStamp reads a write stamp: INCR's integer, or a stored decimal
+// ("" or nil: none, 0).
+func parseStamp(m rueidis.RedisMessage) (int64, error) {
+	if n, err := m.ToInt64(); err == nil {
+		return n, nil
 	}
-	if n, err := msgs[i].ToInt64(); err == nil { // INCR's answer
-		return r.conn.Stamp(ctx, epoch, n)
+	if m.IsNil() {
+		return 0, nil
 	}
-	v, err := msgs[i].ToString()
+	v, err := m.ToString()
 	if err != nil {
-		return fmt.Errorf("%w: %w", errCorrupt, err)
+		return 0, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
-	n := int64(0)
-	if v != "" {
-		if n, err = strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
-			return fmt.Errorf("%w: write stamp", errCorrupt)
-		}
+	if v == "" {
+		return 0, nil
 	}
-	return r.conn.Stamp(ctx, epoch, n)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: write stamp", errCorrupt)
+	}
+	return n, nil
+}
+
+// recordRollback compares a history read from Redis with this replica's
+// copy of it: a history is written at ever higher stamps within an epoch,
+// so one read at a lower stamp than the copy's is an older version of it
+// (later writes elsewhere cannot hide that). A history that is gone (it
+// may have expired) is left to the epoch stamp.
+func (r *Redis) recordRollback(ctx context.Context, cached, fresh *view) error {
+	if cached.verified || cached.hstamp == 0 || fresh.hstamp == 0 || fresh.hstamp >= cached.hstamp {
+		return nil
+	}
+	r.dropCache()
+	err := r.conn.RolledBack(ctx, fmt.Sprintf("a history written at stamp %d was read at stamp %d", cached.hstamp, fresh.hstamp))
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

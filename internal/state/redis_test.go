@@ -536,6 +536,9 @@ func TestRedisHistoryRollbackDetected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for range 5 { // other runs' writes after the failover raise the epoch stamp again
+		raw.Do(t.Context(), raw.B().Incr().Key("p:stamp").Build())
+	}
 	first := conn.Epoch()
 	// a's cached copy (2 writes) is newer than the snapshot (1 write).
 	err = a.Update(t.Context(), h, nil, add("after"))
@@ -549,5 +552,38 @@ func TestRedisHistoryRollbackDetected(t *testing.T) {
 	}
 	if ep.ID == first.ID {
 		t.Error("no new epoch after the rollback")
+	}
+}
+
+// TestRedisConcurrencyIsNotRollback: many concurrent calls on one replica
+// (their write stamps answered in any order) never look like a rollback.
+func TestRedisConcurrencyIsNotRollback(t *testing.T) {
+	srv := redistest.Start(t)
+	conn := newConn(t, srv, "p:", 5*time.Second)
+	var epochs atomic.Int64
+	conn.OnEpoch(func(redisconn.Epoch) { epochs.Add(1) })
+	st, err := state.NewRedis(state.RedisConfig{Conn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := range 32 {
+		wg.Go(func() {
+			h := state.NewKey("h", strconv.Itoa(g%8)) // some runs shared, most calls in parallel
+			for range 30 {
+				err := st.Update(t.Context(), h, nil, func(hist *state.History, _ []*state.Counter) error {
+					hist.Entries = append(hist.Entries, state.Entry{Tool: "x"})
+					return nil
+				})
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if epochs.Load() != 0 || failed.Load() != 0 {
+		t.Errorf("%d new epochs, %d calls refused; want none", epochs.Load(), failed.Load())
 	}
 }
