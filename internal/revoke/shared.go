@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -67,7 +68,7 @@ local ettl = redis.call('PTTL', KEYS[4])
 if ettl > 0 then redis.call('PEXPIRE', KEYS[3], ettl) end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-redis.call('SET', KEYS[5], st, 'PX', ARGV[4])
+redis.call('SET', KEYS[5], ARGV[5] .. ' ' .. st, 'PX', ARGV[4])
 return st
 `)
 
@@ -176,7 +177,8 @@ func (l *List) reloadShared(ctx context.Context) error {
 // fetchShared reads the document and its version, after checking the
 // epoch. l.mu is held.
 func (l *List) fetchShared(ctx context.Context) (set, string, error) {
-	epoch := l.rc.Epoch().ID
+	ep := l.rc.Epoch() // once: the floor, the epoch check and the trackers agree
+	epoch := ep.ID
 	floor := l.rc.StampFloor(epoch) // before sending: see redisconn.Conn.StampFloor
 	vals, err := readScript.Exec(ctx, l.rc.Client(), []string{l.rc.EpochKey(), l.verKey(), l.docKey(), l.rc.StampKey(), l.docStampKey()}, nil).AsStrSlice()
 	if err != nil {
@@ -186,8 +188,13 @@ func (l *List) fetchShared(ctx context.Context) (set, string, error) {
 		return set{}, "", fmt.Errorf("revoke: %w: %d values from the read script", ErrCorrupt, len(vals))
 	}
 	stamp, _ := strconv.ParseInt(vals[3], 10, 64)
-	docStamp, _ := strconv.ParseInt(vals[4], 10, 64)
-	if !redisconn.MatchEpoch(vals[0], l.rc.Epoch()) {
+	// The list's write stamp is "<epoch> <stamp>": one of another epoch
+	// (written before the epoch changed) counts as none.
+	var docStamp int64
+	if id, n, ok := strings.Cut(vals[4], " "); ok && id == epoch {
+		docStamp, _ = strconv.ParseInt(n, 10, 64)
+	}
+	if !redisconn.MatchEpoch(vals[0], ep) {
 		// The data was lost: adopt the new epoch (which sets the floor)
 		// before believing what is stored now.
 		if err := l.rc.EpochLost(ctx, vals[0]); err != nil {

@@ -517,3 +517,35 @@ func TestSharedRollbackMaskedByLaterWrites(t *testing.T) {
 		t.Error("no new epoch")
 	}
 }
+
+// After a new epoch, the list's write stamp of the old epoch is not taken
+// for a rollback: revocations keep being written without more epochs.
+func TestSharedNewEpochThenWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	c := sharedConn(t, srv, time.Second)
+	l, err := New(Config{Redis: c, SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 5 { // a high stamp in the old epoch
+		if _, err := l.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: fmt.Sprint("old", i), Until: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.ForceNewEpoch(t.Context(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	second := c.Epoch().ID
+	for i := range 4 {
+		if _, err := l.Add(Entry{Kind: KindJTI, Issuer: sharedIss, Value: fmt.Sprint("new", i), Until: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatalf("write %d in the new epoch: %v", i, err)
+		}
+		if err := l.SyncStrict(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Epoch().ID != second {
+		t.Error("writes after a new epoch started another one")
+	}
+}

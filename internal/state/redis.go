@@ -66,6 +66,7 @@ type Redis struct {
 }
 
 type histSnap struct {
+	epoch string // the epoch it was written in
 	ver   string
 	stamp int64 // the epoch write stamp the history was written at
 	hist  *History
@@ -183,6 +184,7 @@ func newVersion() string { return redisconn.NewID() }
 // view is what one Update works from: the records' versions and values,
 // and whether they were read from Redis during this Update.
 type view struct {
+	epoch    string // the epoch the view belongs to (scripts check it)
 	hver     string
 	hstamp   int64 // the write stamp of that version (0: unknown or none)
 	hist     *History
@@ -200,10 +202,10 @@ type view struct {
 // cached returns this process's copy of the records (empty ones where it
 // has none), unverified.
 func (r *Redis) cached(h Key, c []Key) *view {
-	v := &view{cvers: make([]string, len(c)), ctrs: make([]*Counter, len(c)), seen: make([]time.Time, len(c)), creset: make([]bool, len(c))}
+	v := &view{epoch: r.conn.Epoch().ID, cvers: make([]string, len(c)), ctrs: make([]*Counter, len(c)), seen: make([]time.Time, len(c)), creset: make([]bool, len(c))}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s := r.hists[h]; s != nil {
+	if s := r.hists[h]; s != nil && s.epoch == v.epoch {
 		v.hver, v.hstamp, v.hist = s.ver, s.stamp, s.hist
 	} else {
 		v.hist = &History{}
@@ -305,7 +307,7 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 			v = res.fresh
 			continue
 		}
-		r.remember(h, c, res.hver, res.hstamp, hist, res.cvers, ctrs, now)
+		r.remember(h, c, v.epoch, res.hver, res.hstamp, hist, res.cvers, ctrs, now)
 		return nil
 	}
 	return ErrConflict
@@ -336,7 +338,9 @@ type result struct {
 // current; otherwise it writes hist, the added entries and ctrs if v is
 // current.
 func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History, added []Entry, ctrs []*Counter, now time.Time) (result, error) {
-	ep := r.conn.Epoch()
+	// The view's epoch: if the epoch changed since, the script answers
+	// so and the call is refused (errNewEpoch) rather than mixing epochs.
+	ep := redisconn.Epoch{ID: v.epoch}
 	keys := make([]string, 0, 4+2*len(c))
 	keys = append(keys, r.conn.EpochKey(), r.key("h:", h), r.key("e:", h))
 	for _, k := range c {
@@ -431,6 +435,7 @@ func (r *Redis) exec(ctx context.Context, h Key, c []Key, v *view, hist *History
 			return res, err
 		}
 		res.fresh = fresh
+		fresh.epoch = v.epoch
 		if fresh.hstamp, err = parseStamp(msgs[5]); err != nil {
 			return res, err
 		}
@@ -516,11 +521,14 @@ func counterDelta(prev, next []time.Time) (trim int, add []time.Time) {
 }
 
 // remember caches the records just written.
-func (r *Redis) remember(h Key, c []Key, hver string, hstamp int64, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
+func (r *Redis) remember(h Key, c []Key, epoch, hver string, hstamp int64, hist *History, cvers []string, ctrs []*Counter, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.boundLocked(1 + len(c))
-	r.hists[h] = &histSnap{ver: hver, stamp: hstamp, hist: hist}
+	if epoch != r.conn.Epoch().ID { // written in an epoch since left: nothing to keep
+		return
+	}
+	r.hists[h] = &histSnap{epoch: epoch, ver: hver, stamp: hstamp, hist: hist}
 	for i, k := range c {
 		r.counters[k] = &ctrSnap{ver: cvers[i], c: ctrs[i], seen: now}
 	}
@@ -688,7 +696,7 @@ func parseStamp(m rueidis.RedisMessage) (int64, error) {
 // (later writes elsewhere cannot hide that). A history that is gone (it
 // may have expired) is left to the epoch stamp.
 func (r *Redis) recordRollback(ctx context.Context, cached, fresh *view) error {
-	if cached.verified || cached.hstamp == 0 || fresh.hstamp == 0 || fresh.hstamp >= cached.hstamp {
+	if cached.verified || cached.epoch != fresh.epoch || cached.hstamp == 0 || fresh.hstamp == 0 || fresh.hstamp >= cached.hstamp {
 		return nil
 	}
 	r.dropCache()
