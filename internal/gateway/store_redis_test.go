@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/redistest"
@@ -150,11 +148,7 @@ func TestRedisSharesExchangedTokens(t *testing.T) {
 		t.Errorf("replica B sent another upstream token")
 	}
 	// What Redis holds: no trace of either token.
-	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := srv.Client(t)
 	keys, _ := raw.Do(t.Context(), raw.B().Keys().Pattern("gwx:tok:*").Build()).AsStrSlice()
 	if len(keys) != 1 {
 		t.Fatalf("token cache keys %q, want one", keys)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/mcpgate/mcpgate/internal/redisconn"
 	"github.com/mcpgate/mcpgate/internal/redistest"
 )
@@ -45,11 +43,7 @@ func TestEpochSharedAndRenewed(t *testing.T) {
 	if b.Epoch() != first || first.ID == "" {
 		t.Fatalf("epochs %v and %v", first, b.Epoch())
 	}
-	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := srv.Client(t)
 	ttl, err := raw.Do(t.Context(), raw.B().Pttl().Key("t:epoch").Build()).AsInt64()
 	if err != nil || ttl <= 0 || ttl > 4000 {
 		t.Errorf("epoch key TTL %d (%v), want within 4s", ttl, err)

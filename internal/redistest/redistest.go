@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // Server is one running redis-server.
@@ -166,4 +168,16 @@ func (s *Server) Thaw() {
 	if s.cmd != nil {
 		s.cmd.Process.Signal(syscall.SIGCONT)
 	}
+}
+
+// Client returns a plain client (no client-side caching) for inspecting
+// and disturbing the server, closed when t ends.
+func (s *Server) Client(t testing.TB) rueidis.Client {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr}, Password: s.Password, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

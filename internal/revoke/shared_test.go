@@ -41,12 +41,7 @@ func sharedList(t *testing.T, c *redisconn.Conn) *List {
 
 func rawRedis(t *testing.T, srv *redistest.Server) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return srv.Client(t)
 }
 
 // A revocation made on replica A is refused on B on B's very next check,

@@ -50,12 +50,7 @@ func newRedis(t testing.TB, conn *redisconn.Conn, cfg session.Config) *session.R
 // rawClient is a plain client for inspecting and disturbing the server.
 func rawClient(t testing.TB, srv *redistest.Server) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return srv.Client(t)
 }
 
 // settle makes a round trip on every connection of each conn's client:

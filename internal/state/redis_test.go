@@ -51,12 +51,7 @@ func newRedis(t *testing.T, srv *redistest.Server, prefix string, mod func(*stat
 // rawClient is a plain client for inspecting and disturbing the server.
 func rawClient(t *testing.T, srv *redistest.Server) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return srv.Client(t)
 }
 
 func TestRedis(t *testing.T) {

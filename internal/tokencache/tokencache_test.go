@@ -35,12 +35,7 @@ func tcConn(t testing.TB, srv *redistest.Server, prefix string, timeout time.Dur
 // tcRaw is a plain client for inspecting and disturbing the server.
 func tcRaw(t testing.TB, srv *redistest.Server) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Password: srv.Password, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return srv.Client(t)
 }
 
 func tcNew(t testing.TB, conn *redisconn.Conn, keysFile string, mod func(*Config)) *Cache {
