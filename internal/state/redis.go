@@ -262,19 +262,13 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 				return ferr
 			}
 			res, err := r.exec(ctx, h, c, v, nil, nil, nil, now)
+			if err == nil {
+				err = r.settle(ctx, v, res)
+			}
 			switch {
 			case err != nil:
 				return err
-			case res.epoch:
-				if err := r.conn.EpochLost(ctx, res.current); err != nil {
-					return err
-				}
-				r.dropCache()
-				return errNewEpoch
 			case res.fresh != nil:
-				if err := r.recordRollback(ctx, v, res.fresh); err != nil {
-					return err
-				}
 				v = res.fresh
 				continue
 			}
@@ -290,20 +284,14 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 		}
 		hist.LastSeen = now
 		res, err := r.exec(ctx, h, c, v, hist, added, ctrs, now)
-		switch {
-		case err != nil:
+		if err != nil {
 			r.forget(h, c) // the write may or may not have happened
 			return err
-		case res.epoch:
-			if err := r.conn.EpochLost(ctx, res.current); err != nil {
-				return err
-			}
-			r.dropCache()
-			return errNewEpoch
-		case res.fresh != nil:
-			if err := r.recordRollback(ctx, v, res.fresh); err != nil {
-				return err
-			}
+		}
+		if err := r.settle(ctx, v, res); err != nil {
+			return err
+		}
+		if res.fresh != nil {
 			v = res.fresh
 			continue
 		}
@@ -311,6 +299,23 @@ func (r *Redis) Update(ctx context.Context, h Key, c []Key, fn func(*History, []
 		return nil
 	}
 	return ErrConflict
+}
+
+// settle handles what a script answered besides success: a new epoch
+// (adopted; the call is refused) or newer records than v (checked for a
+// rollback; the caller decides again on res.fresh).
+func (r *Redis) settle(ctx context.Context, v *view, res result) error {
+	switch {
+	case res.epoch:
+		if err := r.conn.EpochLost(ctx, res.current); err != nil {
+			return err
+		}
+		r.dropCache()
+		return errNewEpoch
+	case res.fresh != nil:
+		return r.recordRollback(ctx, v, res.fresh)
+	}
+	return nil
 }
 
 // AddTaint implements Store.
@@ -696,7 +701,9 @@ func parseStamp(m rueidis.RedisMessage) (int64, error) {
 // (later writes elsewhere cannot hide that). A history that is gone (it
 // may have expired) is left to the epoch stamp.
 func (r *Redis) recordRollback(ctx context.Context, cached, fresh *view) error {
-	if cached.verified || cached.epoch != fresh.epoch || cached.hstamp == 0 || fresh.hstamp == 0 || fresh.hstamp >= cached.hstamp {
+	// (Both views are of one epoch: cached() keeps only the current
+	// epoch's copies and exec runs in the view's epoch.)
+	if cached.verified || cached.hstamp == 0 || fresh.hstamp == 0 || fresh.hstamp >= cached.hstamp {
 		return nil
 	}
 	r.dropCache()
